@@ -1,0 +1,175 @@
+/**
+ * The DICOM data dictionary (PS3.6 Table 6-1, 7-1, 8-1) and UID registry (PS3.6 Table A-1).
+ *
+ * The tables live in ./generated/, written by scripts/gen-dictionary.ts from pydicom's generated
+ * tables (Debian python3-pydicom); the Maps are built once, when this module is loaded.
+ */
+import {
+  type Tag as CoreTag,
+  isGroupLength,
+  isPrivateCreator,
+  isPrivateTag,
+  type VR,
+} from '../core/index.ts';
+import { ELEMENTS, REPEATERS, type RowVR, Tag as TagTable } from './generated/elements.ts';
+import { UIDS, UID as UidTable } from './generated/uids.ts';
+
+export interface ElementEntry {
+  /**
+   * The tag. For a repeating-group entry (e.g. 60xx,3000) the lowest matching tag that no fixed entry
+   * defines: 0x60003000 for Overlay Data, but 0x00280410 for (0028,04x0) Rows For Nth Order
+   * Coefficients, as (0028,0400) is Transform Label. `lookupTag(e.tag) === e` for every entry.
+   */
+  readonly tag: number;
+  /** 0xffffffff for fixed tags; the fixed nibbles for repeating ones, e.g. 0xff00ffff for 60xx3000. */
+  readonly mask: number;
+  /** The default VR: the first of `vrs`. */
+  readonly vr: VR;
+  /** Every VR the dictionary allows, e.g. ['OB', 'OW'] for Pixel Data. */
+  readonly vrs: readonly VR[];
+  readonly vm: string;
+  readonly name: string;
+  /** '' for the few retired elements the standard leaves unnamed. */
+  readonly keyword: string;
+  readonly retired: boolean;
+}
+
+export interface UidEntry {
+  readonly uid: string;
+  readonly name: string;
+  /** PS3.6 Table A-1 type: 'Transfer Syntax', 'SOP Class', 'Well-known frame of reference', ... */
+  readonly type: string;
+  readonly keyword: string;
+  readonly retired: boolean;
+}
+
+/** Keyword -> tag number, e.g. `Tag.PatientName === 0x00100010`; also the tag type itself. */
+export const Tag: typeof TagTable = TagTable;
+export type Tag = CoreTag;
+
+/** Keyword -> UID, e.g. `UID.ExplicitVRLittleEndian === '1.2.840.10008.1.2.1'`. */
+export const UID: typeof UidTable = UidTable;
+
+const FIXED_MASK = 0xffffffff;
+
+function entry(
+  tag: number,
+  mask: number,
+  rowVR: RowVR,
+  vm: string,
+  name: string,
+  keyword: string,
+  retired: boolean,
+): ElementEntry {
+  const vrs: readonly VR[] = Object.freeze(typeof rowVR === 'string' ? [rowVR] : [...rowVR]);
+  return Object.freeze({ tag, mask, vr: vrs[0]!, vrs, vm, name, keyword, retired });
+}
+
+const byTag = new Map<number, ElementEntry>();
+const byKeyword = new Map<string, ElementEntry>();
+
+for (const [tag, vr, vm, name, keyword, retired] of ELEMENTS) {
+  const e = entry(tag, FIXED_MASK, vr, vm, name, keyword, retired === 1);
+  byTag.set(tag, e);
+  if (keyword !== '') byKeyword.set(keyword, e);
+}
+
+/**
+ * Repeating-group entries, one Map per distinct mask keyed by `tag & mask`. The generator checks that
+ * no tag matches two patterns, so the order the masks are tried in does not change the result.
+ */
+const repeaterMaps = new Map<number, Map<number, ElementEntry>>();
+for (const [tag, mask, vr, vm, name, keyword, retired] of REPEATERS) {
+  const e = entry(tag, mask, vr, vm, name, keyword, retired === 1);
+  let m = repeaterMaps.get(mask);
+  if (m === undefined) {
+    m = new Map();
+    repeaterMaps.set(mask, m);
+  }
+  m.set((tag & mask) >>> 0, e);
+  if (keyword !== '') byKeyword.set(keyword, e);
+}
+const repeaterMasks: readonly (readonly [number, Map<number, ElementEntry>])[] = [...repeaterMaps];
+
+/**
+ * Finds the dictionary entry for a tag: the fixed tags, then (for non-private tags) the repeating
+ * groups such as (60xx,3000); a fixed tag wins over a pattern, so (7FE0,0010) is Pixel Data, not the
+ * retired (7Fxx,0010) Variable Pixel Data. Tags not in the tables get a synthetic entry when their meaning is
+ * structural: Group Length (gggg,0000), UL, retired (PS3.5 §7.2), and Private Creator
+ * (gggg,0010-00FF) in a private group, LO (PS3.5 §7.8.1). Other private tags: undefined.
+ */
+export function lookupTag(t: Tag): ElementEntry | undefined {
+  t >>>= 0;
+  const fixed = byTag.get(t);
+  if (fixed !== undefined) return fixed;
+  if (isPrivateTag(t)) {
+    // Repeating groups are even (PS3.5 §7.6), so odd groups never match (60xx,3000) and the like.
+    if (isGroupLength(t)) return groupLength(t);
+    if (isPrivateCreator(t)) return privateCreator(t);
+    return undefined;
+  }
+  for (const [mask, m] of repeaterMasks) {
+    const e = m.get((t & mask) >>> 0);
+    if (e !== undefined) return e;
+  }
+  if (isGroupLength(t)) return groupLength(t);
+  return undefined;
+}
+
+function groupLength(t: number): ElementEntry {
+  return entry(t, FIXED_MASK, 'UL', '1', 'Group Length', 'GroupLength', true);
+}
+
+function privateCreator(t: number): ElementEntry {
+  return entry(t, FIXED_MASK, 'LO', '1', 'Private Creator', 'PrivateCreator', false);
+}
+
+/** The entry for a PS3.6 keyword (synthetic entries such as 'GroupLength' are not found). */
+export function lookupKeyword(keyword: string): ElementEntry | undefined {
+  return byKeyword.get(keyword);
+}
+
+/** The default VR of `lookupTag(t)`. */
+export function vrOf(t: Tag): VR | undefined {
+  return lookupTag(t)?.vr;
+}
+
+const uidMap = new Map<string, UidEntry>();
+for (const [uid, name, type, keyword, retired] of UIDS) {
+  uidMap.set(uid, Object.freeze({ uid, name, type, keyword, retired: retired === 1 }));
+}
+
+const transferSyntaxes: readonly UidEntry[] = Object.freeze(
+  [...uidMap.values()].filter((u) => u.type === 'Transfer Syntax'),
+);
+
+/**
+ * Storage SOP Classes (PS3.4 Annex B) by name: 'CT Image Storage', 'Digital X-Ray Image Storage - For
+ * Presentation', and the retired print-era 'Hardcopy Grayscale Image Storage SOP Class'; not 'Storage
+ * Commitment ...' nor 'Media Storage Directory Storage' (the DICOMDIR).
+ */
+function isStorageName(name: string): boolean {
+  if (name.startsWith('Storage Commitment') || name === 'Media Storage Directory Storage') return false;
+  return name.endsWith('Storage') || name.includes('Storage -') || name.endsWith('Storage SOP Class');
+}
+
+const storageSopClasses: ReadonlySet<string> = new Set(
+  [...uidMap.values()].filter((u) => u.type === 'SOP Class' && isStorageName(u.name)).map((u) => u.uid),
+);
+
+export function lookupUid(uid: string): UidEntry | undefined {
+  return uidMap.get(uid);
+}
+
+export function uidName(uid: string): string | undefined {
+  return uidMap.get(uid)?.name;
+}
+
+/** Every registered Transfer Syntax, retired ones included, in UID order. */
+export function transferSyntaxUids(): readonly UidEntry[] {
+  return transferSyntaxes;
+}
+
+export function isStorageSopClass(uid: string): boolean {
+  return storageSopClasses.has(uid);
+}
