@@ -41,5 +41,10 @@ export class CodecError extends DicomError {
 
 /** Type guard that survives duplicate copies of the package (undici's habit): checks the code, not the class. */
 export function isDicomError(err: unknown): err is DicomError {
-  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' && 'code' in err && (err as { code: string }).code.startsWith('ERR_');
+  return (
+    err instanceof Error &&
+    typeof (err as { code?: unknown }).code === 'string' &&
+    'code' in err &&
+    (err as { code: string }).code.startsWith('ERR_')
+  );
 }

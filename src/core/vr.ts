@@ -1,7 +1,39 @@
 /** Value Representations of PS3.5 §6.2 Table 6.2-1. */
 export const VRS = [
-  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV',
-  'OW', 'PN', 'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV',
+  'AE',
+  'AS',
+  'AT',
+  'CS',
+  'DA',
+  'DS',
+  'DT',
+  'FD',
+  'FL',
+  'IS',
+  'LO',
+  'LT',
+  'OB',
+  'OD',
+  'OF',
+  'OL',
+  'OV',
+  'OW',
+  'PN',
+  'SH',
+  'SL',
+  'SQ',
+  'SS',
+  'ST',
+  'SV',
+  'TM',
+  'UC',
+  'UI',
+  'UL',
+  'UN',
+  'UR',
+  'US',
+  'UT',
+  'UV',
 ] as const;
 
 export type VR = (typeof VRS)[number];
@@ -16,7 +48,21 @@ export function isVR(text: string): text is VR {
  * VRs whose explicit-VR header has 2 reserved bytes and a 32-bit length (PS3.5 §7.1.2, Table 7.1-1);
  * all others have a 16-bit length.
  */
-const longLengthVRs: ReadonlySet<VR> = new Set<VR>(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+const longLengthVRs: ReadonlySet<VR> = new Set<VR>([
+  'OB',
+  'OD',
+  'OF',
+  'OL',
+  'OV',
+  'OW',
+  'SQ',
+  'SV',
+  'UC',
+  'UN',
+  'UR',
+  'UT',
+  'UV',
+]);
 
 export function hasLongLength(vr: VR): boolean {
   return longLengthVRs.has(vr);
@@ -27,7 +73,23 @@ const textVRs: ReadonlySet<VR> = new Set<VR>(['LO', 'LT', 'PN', 'SH', 'ST', 'UC'
 
 /** String VRs (padded with a space, or NUL for UI) as opposed to binary ones. */
 const stringVRs: ReadonlySet<VR> = new Set<VR>([
-  'AE', 'AS', 'CS', 'DA', 'DS', 'DT', 'IS', 'LO', 'LT', 'PN', 'SH', 'ST', 'TM', 'UC', 'UI', 'UR', 'UT',
+  'AE',
+  'AS',
+  'CS',
+  'DA',
+  'DS',
+  'DT',
+  'IS',
+  'LO',
+  'LT',
+  'PN',
+  'SH',
+  'ST',
+  'TM',
+  'UC',
+  'UI',
+  'UR',
+  'UT',
 ]);
 
 export function isStringVR(vr: VR): boolean {
@@ -71,7 +133,9 @@ export function binaryWordSize(vr: VR): number {
 
 /** Bulk-capable VRs: values that may be large binary data (PS3.18 §8.4.1). */
 export function isBulkVR(vr: VR): boolean {
-  return vr === 'OB' || vr === 'OW' || vr === 'OF' || vr === 'OD' || vr === 'OL' || vr === 'OV' || vr === 'UN';
+  return (
+    vr === 'OB' || vr === 'OW' || vr === 'OF' || vr === 'OD' || vr === 'OL' || vr === 'OV' || vr === 'UN'
+  );
 }
 
 /** Padding byte for an odd-length value: NUL for UI and binary VRs, space for strings (PS3.5 §6.2). */
