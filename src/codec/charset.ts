@@ -165,16 +165,18 @@ const JIS_FIX: ReadonlyMap<string, string> = new Map([
   ['\uffe2', '\u00ac'], // 0x224C NOT SIGN
 ]);
 const JIS_FIX_RE = /[\uff5e\u2225\uff0d\uffe0\uffe1\uffe2]/g;
-/** The inverse, for encoding: glibc's character → the character iconv-lite encodes to the same cell. */
-const JIS_UNFIX: ReadonlyMap<number, string> = new Map(
-  [...JIS_FIX].map(([lite, std]) => [std.codePointAt(0)!, lite]),
-);
-
-/** KS X 1001 cells that glibc's EUC-KR maps differently (0x235C) or that iconv-lite lacks (0x2268). */
-const KSX1001_OVERRIDES: ReadonlyMap<number, string> = new Map([
-  [0xa3dc, '\u20a9'], // WON SIGN (iconv-lite: U+FFE6 FULLWIDTH WON SIGN)
-  [0xa2e8, '\u327e'], // CIRCLED HANGUL IEUNG U (KS X 1001:2002)
+/** The cells of those characters, for encoding (iconv-lite puts some of them in JIS X 0212). */
+const JIS_FIX_CELLS: ReadonlyMap<number, number> = new Map([
+  [0x301c, 0xa1c1],
+  [0x2016, 0xa1c2],
+  [0x2212, 0xa1dd],
+  [0x00a2, 0xa1f1],
+  [0x00a3, 0xa1f2],
+  [0x00ac, 0xa2cc],
 ]);
+
+/** KS X 1001:2002 added 0x2268, which iconv-lite lacks (glibc's EUC-KR has it). */
+const KSX1001_OVERRIDES: ReadonlyMap<number, string> = new Map([[0xa2e8, '\u327e']]); // CIRCLED HANGUL IEUNG U
 
 /**
  * GB 18030-2022 moved these 2-byte cells from the Private Use Area to real characters; glibc 2.36 has
@@ -274,7 +276,9 @@ function normalizeTerm(value: string, first: boolean, multi: boolean): string | 
 
 /**
  * Reads the raw value of Specific Character Set (0008,0005) (a backslash-separated string or its values).
- * Never throws: unknown values are recorded in `unknownTerms` and decoded as ISO 8859-1.
+ * Never throws: unknown values are recorded in `unknownTerms` and decoded as ISO 8859-1, which is
+ * pydicom's fallback (`pydicom.charset.default_encoding = "iso8859"`, with a warning); DCMTK 3.6.7 has
+ * none: dcm2json fails with "SpecificCharacterSet (0008,0005) value 'X' not supported".
  *
  * Leniency beyond PS3.3: case and spaces, 'ISO-IR'/'ISO_IR100'/'ISO IR' spellings, 'UTF-8', 'GB 18030',
  * 'ISO-8859-n', and 'GB2312' (alone: GBK; after the first value: ISO 2022 IR 58) are accepted; a single
@@ -381,6 +385,8 @@ function planFor(cs: CharacterSet): Plan {
 
 function buildPlan(terms: readonly string[]): Plan {
   const label = terms.join('\\');
+  // as parseCharacterSet does, for hand-made CharacterSets: a multi-byte set cannot be the initial one
+  if (terms[0] !== undefined && isMultiByteExtension(terms[0])) terms = ['', ...terms];
   const first = terms[0];
   if (first === undefined || (terms.length === 1 && (first === '' || first === 'ISO_IR 6')))
     return DEFAULT_PLAN;
@@ -460,8 +466,7 @@ function latin1(bytes: Uint8Array): string {
  * Never throws; where DCMTK 3.6.7 fails the conversion this decodes as best it can:
  * - bytes >= 0x80 with no G1 set designated (default repertoire, or '\ISO 2022 IR 149' text without
  *   escape sequences) read in the first declared G1 set, else as ISO 8859-1 (pydicom's fallback);
- * - unknown terms read as ISO 8859-1: pydicom falls back to 'iso8859' (Latin-1) with a warning, while
- *   DCMTK 3.6.7 refuses the data set ("SpecificCharacterSet (0008,0005) value 'X' not supported");
+ * - a first value that is an unknown term reads as ISO 8859-1 (see parseCharacterSet);
  * - escape sequences are honoured even for sets not declared in (0008,0005) (DCMTK refuses those);
  *   an unknown one is kept as U+001B and the bytes after it read in the current state;
  * - undefined bytes become U+FFFD.
@@ -810,7 +815,8 @@ function computeMultiByte(
     b !== undefined && b >= lo && b <= hi;
   switch (kind) {
     case 'jisx0208': {
-      const euc = iconv.encode(JIS_UNFIX.get(cp) ?? ch, 'eucjp');
+      const cell = JIS_FIX_CELLS.get(cp);
+      const euc = cell === undefined ? iconv.encode(ch, 'eucjp') : Buffer.from([cell >> 8, cell & 0xff]);
       const [a, b] = euc;
       // rows 1-8 and 16-84 only: rows 13 and 89-92 are NEC/IBM vendor additions, not JIS X 0208
       if (euc.length !== 2 || !inRange(b) || !(inRange(a, 0xa1, 0xa8) || inRange(a, 0xb0, 0xf4))) return null;

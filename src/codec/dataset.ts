@@ -55,6 +55,7 @@ export interface EncapsulatedElement extends ElementBase {
 export type Element = ValueElement | BulkElement | SequenceElement | EncapsulatedElement;
 
 const SpecificCharacterSet = 0x00080005;
+const BINARY_VRS: ReadonlySet<VR> = new Set<VR>(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const PixelRepresentation = 0x00280103;
 
 export interface DatasetOptions {
@@ -145,31 +146,41 @@ export class Dataset implements Iterable<Element> {
 
   /** All values of an element, decoded per its VR (strings, numbers, bigints, person names, null for empty). */
   values(t: Tag): Value[] {
-    const el = this.map.get(t);
-    if (!el) return [];
-    if (el.kind !== 'value')
-      throw new CodecError('ERR_CODEC_NOT_DECODABLE', `element is a ${el.kind}, not a value`, { tag: t });
-    if (
-      el.vr === 'OB' ||
-      el.vr === 'OW' ||
-      el.vr === 'UN' ||
-      el.vr === 'OF' ||
-      el.vr === 'OD' ||
-      el.vr === 'OL' ||
-      el.vr === 'OV'
-    ) {
-      throw new CodecError('ERR_CODEC_NOT_DECODABLE', `values of VR ${el.vr} are bytes; use bytes()`, {
-        tag: t,
-      });
-    }
+    const d = this.decodable(t);
+    if (!d) return [];
     try {
-      return decodeValues(el.vr, el.bytes, this.littleEndian, this.characterSet);
+      return decodeValues(d.vr, d.bytes, d.littleEndian, this.characterSet);
     } catch (err) {
       if (err instanceof CodecError && err.tag === undefined) {
         throw new CodecError(err.code, err.message, { tag: t }, { cause: err });
       }
       throw err;
     }
+  }
+
+  /**
+   * The VR and bytes to decode an element with. A public element that arrived as UN (an explicit VR
+   * writer that did not know it) is decoded with its dictionary VR, in little endian (PS3.5 §6.2.2).
+   */
+  private decodable(t: Tag): { vr: VR; bytes: Buffer; littleEndian: boolean } | undefined {
+    const el = this.map.get(t);
+    if (!el) return undefined;
+    if (el.kind !== 'value') {
+      throw new CodecError('ERR_CODEC_NOT_DECODABLE', `element is a ${el.kind}, not a value`, { tag: t });
+    }
+    let vr = el.vr;
+    let littleEndian = this.littleEndian;
+    if (vr === 'UN') {
+      const known = lookupTag(t)?.vr;
+      if (known && !BINARY_VRS.has(known) && known !== 'SQ') {
+        vr = known;
+        littleEndian = true;
+      }
+    }
+    if (BINARY_VRS.has(vr)) {
+      throw new CodecError('ERR_CODEC_NOT_DECODABLE', `values of VR ${vr} are bytes; use bytes()`, { tag: t });
+    }
+    return { vr, bytes: el.bytes, littleEndian };
   }
 
   /** The first value as a string (person names in their encoded form), or undefined. */

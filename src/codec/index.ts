@@ -65,6 +65,7 @@ export {
   encodeDataset,
   IMPLEMENTATION_CLASS_UID,
   IMPLEMENTATION_VERSION_NAME,
+  type EncodeOptions,
   type Part10Input,
   part10Chunks,
   writePart10,

@@ -49,7 +49,8 @@ export function datasetToJson(ds: Dataset, options: ToJsonOptions = {}): JsonDat
   while (stack.length) {
     const job = stack.pop()!;
     for (const el of job.ds) {
-      // Group lengths (gggg,0000) are an encoding detail, not part of the JSON model (as DCMTK's dcm2json).
+      // Group lengths (gggg,0000) are an encoding detail, not part of the JSON model (DCMTK's dcm2json
+      // leaves them out too).
       if ((el.tag & 0xffff) === 0) continue;
       const key = tagToHex(el.tag);
       const path = [...job.path, el.tag];
@@ -192,6 +193,10 @@ export function datasetFromJson(json: unknown, options: FromJsonOptions = {}): D
         continue;
       }
       const values = Array.isArray(attr.Value) ? attr.Value : [];
+      if (values.length === 0) {
+        ds.setBytes(t, vr, Buffer.alloc(0));
+        continue;
+      }
       ds.setValues(
         t,
         values.map((v) => fromJsonValue(v, vr, t)),

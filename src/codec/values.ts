@@ -103,7 +103,7 @@ export function decodeValues(vr: VR, bytes: Uint8Array, littleEndian: boolean, c
       for (let i = 0; i + 4 <= bytes.length; i += 4) out.push(view.getInt32(i, le));
       return out;
     case 'FL':
-      for (let i = 0; i + 4 <= bytes.length; i += 4) out.push(view.getFloat32(i, le));
+      for (let i = 0; i + 4 <= bytes.length; i += 4) out.push(shortestFloat32(view.getFloat32(i, le)));
       return out;
     case 'FD':
       for (let i = 0; i + 8 <= bytes.length; i += 8) out.push(view.getFloat64(i, le));
@@ -121,6 +121,16 @@ export function decodeValues(vr: VR, bytes: Uint8Array, littleEndian: boolean, c
     default:
       throw new CodecError('ERR_CODEC_NOT_DECODABLE', `values of VR ${vr} are bytes, not decodable values`);
   }
+}
+
+/** The shortest decimal that reads back as the same 32-bit float (so FL 9.7 is 9.7, not 9.699999809...). */
+function shortestFloat32(v: number): number {
+  if (!Number.isFinite(v) || v === 0) return v;
+  for (let p = 1; p < 9; p++) {
+    const x = Number(v.toPrecision(p));
+    if (Math.fround(x) === v) return x;
+  }
+  return Number(v.toPrecision(9));
 }
 
 function allEmpty(parts: readonly string[]): boolean {

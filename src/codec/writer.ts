@@ -39,7 +39,10 @@ class DatasetEncoder {
   private readonly sink = new ByteSink();
   private readonly pieces: Piece[] = [];
 
-  constructor(private readonly allowBulk: boolean) {}
+  constructor(
+    private readonly allowBulk: boolean,
+    private readonly recalculateGroupLengths: boolean,
+  ) {}
 
   dataset(ds: Dataset, enc: Encoding): void {
     const groupLengths = this.groupLengths(ds, enc);
@@ -55,6 +58,7 @@ class DatasetEncoder {
 
   private groupLengths(ds: Dataset, enc: Encoding): Map<number, number> {
     const out = new Map<number, number>();
+    if (!this.recalculateGroupLengths) return out;
     let hasAny = false;
     for (const el of ds) {
       if (isGroupLength(el.tag)) {
@@ -108,7 +112,7 @@ class DatasetEncoder {
         return;
       }
       case 'encapsulated': {
-        this.header(el.tag, el.vr === 'OW' ? 'OB' : el.vr, UndefinedLength, enc);
+        this.header(el.tag, el.vr, UndefinedLength, enc);
         for (const f of [el.offsetTable, ...el.fragments]) {
           this.sink.uint16(0xfffe, enc.littleEndian);
           this.sink.uint16(0xe000, enc.littleEndian);
@@ -240,17 +244,26 @@ function checkWritable(ds: Dataset, ts: TransferSyntax): void {
   }
 }
 
-function encodePieces(ds: Dataset, ts: TransferSyntax, allowBulk: boolean): Piece[] {
+export interface EncodeOptions {
+  /**
+   * Group lengths (gggg,0000) of the data set, retired since 1993 (PS3.5 §7.2): 'keep' writes them as
+   * held (bit-preserving, right when the encoding is unchanged), 'recalculate' recomputes them for the
+   * target encoding. The File Meta group length is always recalculated.
+   */
+  readonly groupLengths?: 'keep' | 'recalculate';
+}
+
+function encodePieces(ds: Dataset, ts: TransferSyntax, allowBulk: boolean, options: EncodeOptions): Piece[] {
   checkWritable(ds, ts);
-  const encoder = new DatasetEncoder(allowBulk);
+  const encoder = new DatasetEncoder(allowBulk, options.groupLengths !== 'keep');
   encoder.dataset(ds, ts);
   return encoder.finish();
 }
 
 /** Encodes a data set (without File Meta) in a transfer syntax; every value must be in memory. */
-export function encodeDataset(ds: Dataset, transferSyntaxUid: string): Buffer {
+export function encodeDataset(ds: Dataset, transferSyntaxUid: string, options: EncodeOptions = {}): Buffer {
   const ts = transferSyntax(transferSyntaxUid);
-  const bytes = Buffer.concat(encodePieces(ds, ts, false) as Buffer[]);
+  const bytes = Buffer.concat(encodePieces(ds, ts, false, options) as Buffer[]);
   return ts.deflated ? deflateRawSync(bytes) : bytes;
 }
 
@@ -259,6 +272,12 @@ export interface Part10Input {
   /** File Meta Information to keep (its Transfer Syntax UID is updated if it differs); generated when absent. */
   readonly meta?: Dataset | undefined;
   readonly preamble?: Buffer | undefined;
+  /** The syntax the data set was read in (a Part10 has it): group lengths are kept when writing in it. */
+  readonly transferSyntax?: TransferSyntax | undefined;
+}
+
+function optionsFor(input: Part10Input, uid: string): EncodeOptions {
+  return { groupLengths: input.transferSyntax?.uid === uid ? 'keep' : 'recalculate' };
 }
 
 const MediaStorageSOPClassUID = 0x00020002;
@@ -289,7 +308,7 @@ export function buildFileMeta(dataset: Dataset, transferSyntaxUid: string, base?
 }
 
 function encodeMeta(meta: Dataset): Buffer {
-  const encoder = new DatasetEncoder(false);
+  const encoder = new DatasetEncoder(false, true);
   encoder.dataset(meta, { explicitVR: true, littleEndian: true });
   return Buffer.concat(encoder.finish() as Buffer[]);
 }
@@ -310,7 +329,7 @@ function part10Head(input: Part10Input, transferSyntaxUid: string): Buffer {
  */
 export function writePart10(input: Part10Input, transferSyntaxUid?: string): Buffer {
   const uid = transferSyntaxUid ?? input.meta?.string(TransferSyntaxUID) ?? '1.2.840.10008.1.2.1';
-  return Buffer.concat([part10Head(input, uid), encodeDataset(input.dataset, uid)]);
+  return Buffer.concat([part10Head(input, uid), encodeDataset(input.dataset, uid, optionsFor(input, uid))]);
 }
 
 /**
@@ -321,7 +340,7 @@ export async function* part10Chunks(input: Part10Input, transferSyntaxUid?: stri
   const uid = transferSyntaxUid ?? input.meta?.string(TransferSyntaxUID) ?? '1.2.840.10008.1.2.1';
   const ts = transferSyntax(uid);
   yield part10Head(input, uid);
-  const pieces = encodePieces(input.dataset, ts, true);
+  const pieces = encodePieces(input.dataset, ts, true, optionsFor(input, uid));
   if (ts.deflated) {
     const parts: Buffer[] = [];
     for (const p of pieces) parts.push(Buffer.isBuffer(p) ? p : await resolve(p));
