@@ -1,7 +1,8 @@
 /**
- * Generates src/dictionary/generated/{elements,uids}.ts from the data element and UID tables that
- * pydicom ships (themselves generated from PS3.6 by the pydicom project), using the Debian package
- * python3-pydicom run by the system interpreter.
+ * Generates src/dictionary/generated/{elements,uids,private}.ts from the data element, UID and
+ * private data element tables that pydicom ships (the first two generated from PS3.6 by the pydicom
+ * project, the private one from GDCM's private dictionary), using the Debian package python3-pydicom
+ * run by the system interpreter.
  *
  *   npx tsx scripts/gen-dictionary.ts
  *
@@ -142,18 +143,20 @@ const SUPPLEMENTARY_TRANSFER_SYNTAXES: readonly SupplementaryUid[] = [
   },
 ];
 
-/** Dumps the three tables as JSON; shapes are checked on the TypeScript side. */
+/** Dumps the four tables as JSON; shapes are checked on the TypeScript side. */
 const PY_DUMP = `
 import json, sys
 import pydicom
 from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary
 from pydicom._uid_dict import UID_dictionary
+from pydicom._private_dict import private_dictionaries
 json.dump({
     "version": pydicom.__version__,
     "file": pydicom.__file__,
     "elements": [[k, *v] for k, v in DicomDictionary.items()],
     "repeaters": [[k, *v] for k, v in RepeatersDictionary.items()],
     "uids": [[k, *v] for k, v in UID_dictionary.items()],
+    "private": [[c, k, *v] for c, d in private_dictionaries.items() for k, v in d.items()],
 }, sys.stdout)
 `;
 
@@ -163,6 +166,8 @@ interface Dump {
   elements: unknown[][];
   repeaters: unknown[][];
   uids: unknown[][];
+  /** [creator, pattern, VR, VM, name, retired] */
+  private: unknown[][];
 }
 
 interface ElementOut {
@@ -183,6 +188,37 @@ interface UidOut {
   retired: boolean;
   cite?: string;
 }
+
+interface PrivateOut {
+  creator: string;
+  /** The element as found when its creator is at (gggg,0010): (gggg,10ee); group 0xgg01 for a (ggxx) pattern. */
+  tag: number;
+  /** PRIVATE_BLOCK_MASK or PRIVATE_GROUP_MASK */
+  mask: number;
+  vrs: VR[];
+  vm: string;
+  name: string;
+  retired: boolean;
+}
+
+/** (gggg,xxee): any block xx of group gggg. */
+const PRIVATE_BLOCK_MASK = 0xffff00ff;
+/** (ggxx,xxee): any block of any (private) group whose high byte is gg, e.g. PAPYRUS 3.0 (60xx,xx10). */
+const PRIVATE_GROUP_MASK = 0xff0000ff;
+
+/**
+ * Why private dictionary rows are left out. Leaving them out changes no VR pydicom 2.3.1 would give a
+ * private data element (gggg,bbee), bb >= 0x10: its get_private_entry() only tries the keys 'ggggbbee'
+ * (exact), 'ggggxxee' and 'ggxxxxee', so the last three kinds below never match such an element, and
+ * a 'UN' row gives the VR a private element gets anyway when no row matches.
+ */
+const PRIVATE_SKIP = {
+  noVR: "VR 'UN' or empty: the dictionary does not know the VR",
+  exact: 'a fixed tag (gggg,00ee): block 00 is not a private block, so it names no private data element',
+  elementWildcard: "'xx' in the element byte (gggg,10xx): not a block-relative element",
+  notPrivateGroup: 'not a private group: even, or 0001-0007 / FFFF, which PS3.5 §7.1 excludes (isPrivateTag)',
+} as const;
+type PrivateSkip = keyof typeof PRIVATE_SKIP;
 
 function fail(message: string): never {
   throw new Error(`gen-dictionary: ${message}`);
@@ -205,6 +241,47 @@ function parseVRs(text: string, what: string): VR[] {
   for (const vr of vrs)
     if (!isVR(vr)) fail(`${what}: unknown VR ${JSON.stringify(vr)} in ${JSON.stringify(text)}`);
   return vrs as VR[];
+}
+
+/**
+ * A private dictionary VR: 'US', 'US or SS', 'OB_OW' (pydicom's private tables write alternatives
+ * both ways). 'UN' is dropped from the list, as it only says the VR is unknown; [] if nothing is left.
+ */
+function parsePrivateVRs(text: string, what: string): VR[] {
+  if (text.trim() === '') return [];
+  const vrs = text.split(/ or |_|\//).map((s) => s.trim());
+  for (const vr of vrs)
+    if (!isVR(vr)) fail(`${what}: unknown VR ${JSON.stringify(vr)} in ${JSON.stringify(text)}`);
+  return (vrs as VR[]).filter((vr) => vr !== 'UN');
+}
+
+/** The lowest private group whose high byte is `high`: 0x6001 for 60xx. */
+function lowestPrivateGroup(high: number, pattern: string): number {
+  for (let g = high << 8; g <= ((high << 8) | 0xff); g++) if (isPrivateTag(g << 16)) return g;
+  return fail(`private pattern ${pattern}: no private group matches`);
+}
+
+/**
+ * Parses a private dictionary key: 'ggggxxee' -> (gggg,10ee) with PRIVATE_BLOCK_MASK, 'ggxxxxee' ->
+ * (gg01,10ee) with PRIVATE_GROUP_MASK; a skip reason for the forms that name no block-relative
+ * private element; fails on anything else, so that a new form in a newer pydicom is looked at.
+ */
+function parsePrivatePattern(pattern: string, what: string): [number, number] | PrivateSkip {
+  let m = /^([0-9a-f]{4})xx([0-9a-f]{2})$/i.exec(pattern);
+  if (m) {
+    const group = Number.parseInt(m[1]!, 16);
+    if (!isPrivateTag(group << 16)) return 'notPrivateGroup';
+    return [((group << 16) | 0x1000 | Number.parseInt(m[2]!, 16)) >>> 0, PRIVATE_BLOCK_MASK];
+  }
+  m = /^([0-9a-f]{2})xxxx([0-9a-f]{2})$/i.exec(pattern);
+  if (m) {
+    const group = lowestPrivateGroup(Number.parseInt(m[1]!, 16), pattern);
+    return [((group << 16) | 0x1000 | Number.parseInt(m[2]!, 16)) >>> 0, PRIVATE_GROUP_MASK];
+  }
+  if (/^[0-9a-f]{4}00[0-9a-f]{2}$/i.test(pattern)) return 'exact';
+  if (/^[0-9a-f]{6}xx$/i.test(pattern)) return 'elementWildcard';
+  // e.g. a fixed tag in a real block (gggg,10ee): lookup by block-relative byte could not express it
+  return fail(`${what}: unsupported private tag pattern ${JSON.stringify(pattern)}`);
 }
 
 /** '60xx3000' -> [0x60003000, 0xff00ffff]: each x is a wildcard nibble. */
@@ -361,6 +438,45 @@ function buildUids(dump: Dump): { uids: UidOut[]; added: string[] } {
   return { uids, added };
 }
 
+/** Code-unit order, the same in every locale. */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function buildPrivate(dump: Dump): { entries: PrivateOut[]; skipped: Record<PrivateSkip, number> } {
+  const entries: PrivateOut[] = [];
+  const skipped: Record<PrivateSkip, number> = { noVR: 0, exact: 0, elementWildcard: 0, notPrivateGroup: 0 };
+  const seen = new Set<string>();
+  for (const r of dump.private) {
+    const creator = str(r[0], 'private creator');
+    const pattern = str(r[1], `private ${creator}`);
+    const what = `private ${JSON.stringify(creator)} ${pattern}`;
+    if (r.length !== 6) fail(`${what}: expected (VR, VM, Name, Retired), got ${JSON.stringify(r)}`);
+    // lookupPrivate() trims trailing spaces and NULs off the creator it is given
+    if (creator === '' || /[ \0]$/.test(creator)) fail(`${what}: empty creator or trailing padding`);
+    const parsed = parsePrivatePattern(pattern, what);
+    const vrs = parsePrivateVRs(str(r[2], what), what);
+    const vm = str(r[3], what);
+    const name = str(r[4], what);
+    const retired = retiredFlag(r[5], what);
+    if (typeof parsed === 'string') {
+      skipped[parsed]++;
+      continue;
+    }
+    if (vrs.length === 0) {
+      skipped.noVR++;
+      continue;
+    }
+    const [tag, mask] = parsed;
+    const key = `${creator}\0${tag}\0${mask}`;
+    if (seen.has(key)) fail(`${what}: duplicate entry`);
+    seen.add(key);
+    entries.push({ creator, tag, mask, vrs, vm, name, retired });
+  }
+  entries.sort((a, b) => compareStrings(a.creator, b.creator) || a.tag - b.tag || b.mask - a.mask);
+  return { entries, skipped };
+}
+
 function hex(n: number): string {
   return `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 }
@@ -458,17 +574,71 @@ export const UIDS: readonly UidRow[] = [
   return out.join('');
 }
 
+function renderPrivate(
+  version: string,
+  entries: readonly PrivateOut[],
+  skipped: Readonly<Record<PrivateSkip, number>>,
+  total: number,
+): string {
+  const out: string[] = [header(version, 'pydicom._private_dict (private_dictionaries)')];
+  const omitted = (Object.keys(PRIVATE_SKIP) as PrivateSkip[])
+    .map((k) => ` *   ${skipped[k]} rows: ${PRIVATE_SKIP[k]}\n`)
+    .join('');
+  out.push(`import type { RowVR } from './elements.ts';
+
+/**
+ * Private data elements by Private Creator (PS3.5 §7.8.1). ${entries.length} of pydicom's ${total} rows; omitted:
+${omitted} */
+
+/**
+ * [tag, vr, vm, name, retired, mask]. The tag is the element as found when its creator is at
+ * (gggg,0010), i.e. (gggg,10ee). mask is omitted for (gggg,xxee) rows, which match element byte ee in
+ * any block of group gggg (0x${PRIVATE_BLOCK_MASK.toString(16)}); it is 0x${PRIVATE_GROUP_MASK.toString(16)} for (ggxx,xxee) rows, which match any group
+ * gg00-ggFF as well (the tag then shows the lowest private one, gg01).
+ */
+export type PrivateRow = readonly [tag: number, vr: RowVR, vm: string, name: string, retired: 0 | 1, mask?: number];
+/** [creator, rows] */
+export type PrivateCreatorRows = readonly [creator: string, rows: readonly PrivateRow[]];
+
+export const PRIVATE: readonly PrivateCreatorRows[] = [
+`);
+  let creator: string | undefined;
+  for (const e of entries) {
+    if (e.creator !== creator) {
+      if (creator !== undefined) out.push('  ]],\n');
+      creator = e.creator;
+      out.push(`  [${q(creator)}, [\n`);
+    }
+    const mask = e.mask === PRIVATE_BLOCK_MASK ? '' : `, ${hex(e.mask)}`;
+    out.push(
+      `    [${hex(e.tag)}, ${vrLiteral(e.vrs)}, ${q(e.vm)}, ${q(e.name)}, ${e.retired ? 1 : 0}${mask}],\n`,
+    );
+  }
+  if (creator !== undefined) out.push('  ]],\n');
+  out.push('];\n');
+  return out.join('');
+}
+
 function main(): void {
   const dump = loadPydicom();
   const { elements, skipped } = buildElements(dump);
   const { uids, added } = buildUids(dump);
+  const priv = buildPrivate(dump);
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(new URL('elements.ts', OUT_DIR), renderElements(dump.version, elements, skipped));
   writeFileSync(new URL('uids.ts', OUT_DIR), renderUids(dump.version, uids));
+  writeFileSync(
+    new URL('private.ts', OUT_DIR),
+    renderPrivate(dump.version, priv.entries, priv.skipped, dump.private.length),
+  );
   const repeaters = elements.filter((e) => e.mask !== 0xffffffff).length;
+  const creators = new Set(priv.entries.map((e) => e.creator)).size;
+  const privSkipped = (Object.keys(priv.skipped) as PrivateSkip[]).map((k) => `${priv.skipped[k]} ${k}`);
   console.log(
     `pydicom ${dump.version} (${dump.file}): ${elements.length - repeaters} elements + ${repeaters} repeaters ` +
-      `(skipped ${skipped.length} item/delimitation tags), ${uids.length} UIDs (${added.length} supplementary)`,
+      `(skipped ${skipped.length} item/delimitation tags), ${uids.length} UIDs (${added.length} supplementary), ` +
+      `${priv.entries.length} private elements of ${creators} creators ` +
+      `(of ${dump.private.length}; skipped ${privSkipped.join(', ')})`,
   );
 }
 

@@ -178,7 +178,9 @@ export class Dataset implements Iterable<Element> {
       }
     }
     if (BINARY_VRS.has(vr)) {
-      throw new CodecError('ERR_CODEC_NOT_DECODABLE', `values of VR ${vr} are bytes; use bytes()`, { tag: t });
+      throw new CodecError('ERR_CODEC_NOT_DECODABLE', `values of VR ${vr} are bytes; use bytes()`, {
+        tag: t,
+      });
     }
     return { vr, bytes: el.bytes, littleEndian };
   }

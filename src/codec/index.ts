@@ -62,10 +62,10 @@ export {
 export {
   buildFileMeta,
   datasetLength,
+  type EncodeOptions,
   encodeDataset,
   IMPLEMENTATION_CLASS_UID,
   IMPLEMENTATION_VERSION_NAME,
-  type EncodeOptions,
   type Part10Input,
   part10Chunks,
   writePart10,

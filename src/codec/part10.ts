@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createInflateRaw, inflateRawSync } from 'node:zlib';
-import { CodecError, isVR, type Tag, type VR } from '../core/index.ts';
-import { lookupTag } from '../dictionary/index.ts';
+import { CodecError, isPrivateTag, isVR, type Tag, type VR } from '../core/index.ts';
+import { lookupPrivate, lookupTag } from '../dictionary/index.ts';
 import { type BulkSource, DatasetBuilder } from './builder.ts';
 import type { Dataset } from './dataset.ts';
 import { defaultImplicitVR, TokenReader } from './tokens.ts';
@@ -88,10 +88,21 @@ export function detectEncoding(head: Uint8Array, declared: TransferSyntax | unde
   return declared?.explicitVR && declared.littleEndian ? declared : ExplicitVRLittleEndian;
 }
 
-/** Implicit VR resolution that knows the data set being built (US or SS from Pixel Representation). */
+/**
+ * Implicit VR resolution that knows the data set being built: US or SS from Pixel Representation, and
+ * private elements from the private dictionary through their block's Private Creator (PS3.5 §7.8.1).
+ */
 function implicitVRFor(builder: () => DatasetBuilder): (t: Tag, length: number) => VR {
   return (t, length) => {
     const vr = defaultImplicitVR(t, length);
+    if (vr === 'UN' && isPrivateTag(t) && (t & 0xffff) >= 0x1000) {
+      const creator = builder().current.get(((t & 0xffff0000) | ((t >>> 8) & 0xff)) >>> 0);
+      if (creator?.kind === 'value') {
+        const entry = lookupPrivate(creator.bytes.toString('latin1'), t);
+        if (entry) return entry.vrs.includes('OW') && entry.vrs.length > 1 ? 'OW' : entry.vr;
+      }
+      return vr;
+    }
     if (vr === 'US' || vr === 'SS') {
       const entry = lookupTag(t);
       if (entry?.vrs.includes('US') && entry.vrs.includes('SS')) {

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ELEMENTS, REPEATERS } from './generated/elements.ts';
+import { PRIVATE } from './generated/private.ts';
 import { UIDS } from './generated/uids.ts';
 import {
   isStorageSopClass,
   lookupKeyword,
+  lookupPrivate,
   lookupTag,
   lookupUid,
   Tag,
@@ -202,4 +204,115 @@ test('isStorageSopClass', () => {
   assert.equal(isStorageSopClass(UID.Storage), false); // Storage Service Class
   assert.equal(isStorageSopClass(UID.ExplicitVRLittleEndian), false);
   assert.equal(isStorageSopClass('1.2.3.4'), false);
+});
+
+test('private dictionary has a plausible size and every row is found', () => {
+  assert.ok(PRIVATE.length > 350, `${PRIVATE.length} creators`);
+  const rows = PRIVATE.reduce((n, [, r]) => n + r.length, 0);
+  assert.ok(rows > 7000, `${rows} private elements`);
+  const creators = PRIVATE.map(([c]) => c);
+  assert.deepEqual([...creators].sort(), creators);
+  assert.equal(new Set(creators).size, creators.length);
+  for (const [creator, entries] of PRIVATE) {
+    assert.ok(entries.length > 0, creator);
+    for (const [t, vr, vm, name, retired] of entries) {
+      const e = lookupPrivate(creator, t);
+      assert.ok(e, `${creator} ${t.toString(16)}`);
+      assert.equal(e.creator, creator);
+      assert.deepEqual(e.vrs, typeof vr === 'string' ? [vr] : vr);
+      assert.equal(e.vr, e.vrs[0]);
+      assert.ok(!e.vrs.includes('UN'), `${creator} ${t.toString(16)}`);
+      assert.equal(e.vm, vm);
+      assert.equal(e.name, name);
+      assert.equal(e.retired, retired === 1);
+    }
+  }
+});
+
+test('private: GEMS_IDEN_01 in group 0009', () => {
+  // creator at (0009,0010): block 0x10
+  const full = lookupPrivate('GEMS_IDEN_01', 0x00091001);
+  assert.deepEqual(full, {
+    creator: 'GEMS_IDEN_01',
+    vr: 'LO',
+    vrs: ['LO'],
+    vm: '1',
+    name: 'Full fidelity',
+    retired: false,
+  });
+  assert.ok(Object.isFrozen(full));
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x00091002)?.vr, 'SH');
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x00091002)?.name, 'Suite id');
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x00091027)?.vr, 'SL');
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x00091027)?.name, 'Image actual date');
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x000910e3)?.vr, 'UI');
+  // no such element byte for this creator
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x00091003), undefined);
+  // the same element bytes in another group are not GEMS_IDEN_01's
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x00191001), undefined);
+});
+
+test('private: the block byte is not compared, the element byte and group are', () => {
+  // creator at (0009,0011) and (0009,00ff): blocks 0x11 and 0xff
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x00091101), lookupPrivate('GEMS_IDEN_01', 0x00091001));
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x00091101)?.name, 'Full fidelity');
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x0009ff27)?.vr, 'SL');
+  // (gggg,0000-00FF) are group lengths and the creators themselves, not block elements
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x00090001), undefined);
+  assert.equal(lookupPrivate('GEMS_IDEN_01', 0x00090010), undefined);
+});
+
+test('private: Siemens CSA headers are OB', () => {
+  const image = lookupPrivate('SIEMENS CSA HEADER', 0x00291010);
+  assert.equal(image?.vr, 'OB');
+  assert.equal(image?.name, 'CSA Image Header Info');
+  assert.equal(lookupPrivate('SIEMENS CSA HEADER', 0x00291020)?.name, 'CSA Series Header Info');
+  assert.equal(lookupPrivate('SIEMENS CSA HEADER', 0x00291120)?.vr, 'OB');
+  assert.equal(lookupPrivate('SIEMENS CSA HEADER', 0x00291008)?.vr, 'CS');
+});
+
+test('private: creator padding is trimmed, otherwise the creator must match exactly', () => {
+  const e = lookupPrivate('GEMS_IDEN_01', 0x00091001);
+  assert.ok(e);
+  assert.equal(lookupPrivate('GEMS_IDEN_01 ', 0x00091001), e);
+  assert.equal(lookupPrivate('GEMS_IDEN_01   ', 0x00091001), e);
+  assert.equal(lookupPrivate('GEMS_IDEN_01\0', 0x00091001), e);
+  assert.equal(lookupPrivate('GEMS_IDEN_01 \0 ', 0x00091001), e);
+  assert.equal(lookupPrivate('SIEMENS CSA HEADER ', 0x00291010)?.creator, 'SIEMENS CSA HEADER');
+  assert.equal(lookupPrivate('gems_iden_01', 0x00091001), undefined);
+  assert.equal(lookupPrivate(' GEMS_IDEN_01', 0x00091001), undefined);
+  assert.equal(lookupPrivate('NO SUCH CREATOR', 0x00091001), undefined);
+  assert.equal(lookupPrivate('', 0x00091001), undefined);
+  assert.equal(lookupPrivate('   ', 0x00091001), undefined);
+});
+
+test('private: (ggxx,xxee) rows match every private group of the range', () => {
+  // PAPYRUS 3.0 60xxxx10: Overlay Rows
+  for (const t of [0x60011010, 0x60031110, 0x60ff2010]) {
+    const e = lookupPrivate('PAPYRUS 3.0', t);
+    assert.equal(e?.name, 'Overlay Rows', t.toString(16));
+    assert.equal(e?.vr, 'US');
+  }
+  assert.equal(lookupPrivate('PAPYRUS 3.0', 0x60011000)?.name, 'Overlay ID');
+  assert.equal(lookupPrivate('PAPYRUS 3.0', 0x600110c0)?.vr, 'SQ');
+  // (6000,1010) is in an even group, which holds no private elements; 61xx is outside the range
+  assert.equal(lookupPrivate('PAPYRUS 3.0', 0x60001010), undefined);
+  assert.equal(lookupPrivate('PAPYRUS 3.0', 0x61011010), undefined);
+  assert.equal(lookupPrivate('DLX_LKUP_01', 0x60111002)?.vr, 'LT');
+});
+
+test('private: VR alternatives, and rows left out', () => {
+  // pydicom writes 'OB_OW' for TOSHIBA_MEC_OT3 (7019,xx80)
+  const e = lookupPrivate('TOSHIBA_MEC_OT3', 0x70191080);
+  assert.deepEqual(e?.vrs, ['OB', 'OW']);
+  assert.equal(e?.vr, 'OB');
+  // VR 'UN' in pydicom: no usable VR, left out (ACUSON 0009xx02)
+  assert.equal(lookupPrivate('ACUSON', 0x00091002), undefined);
+  // fixed tags (0019,0001) in pydicom, which pydicom never matches to a block element either
+  assert.equal(lookupPrivate('PMTF INFORMATION DATA^10', 0x00191001), undefined);
+  assert.equal(lookupPrivate('PMTF INFORMATION DATA^10', 0x00190001), undefined);
+  // a row for group 0003, which is not private (PS3.5 §7.1): ELSCINT1 0003xx01
+  assert.equal(lookupPrivate('ELSCINT1', 0x00031001), undefined);
+  // an even group: FDMS 1.0 0032xx32
+  assert.equal(lookupPrivate('FDMS 1.0', 0x00321032), undefined);
 });

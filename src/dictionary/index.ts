@@ -1,5 +1,6 @@
 /**
- * The DICOM data dictionary (PS3.6 Table 6-1, 7-1, 8-1) and UID registry (PS3.6 Table A-1).
+ * The DICOM data dictionary (PS3.6 Table 6-1, 7-1, 8-1), the UID registry (PS3.6 Table A-1) and a
+ * dictionary of vendors' private data elements by Private Creator.
  *
  * The tables live in ./generated/, written by scripts/gen-dictionary.ts from pydicom's generated
  * tables (Debian python3-pydicom); the Maps are built once, when this module is loaded.
@@ -12,6 +13,7 @@ import {
   type VR,
 } from '../core/index.ts';
 import { ELEMENTS, REPEATERS, type RowVR, Tag as TagTable } from './generated/elements.ts';
+import { PRIVATE } from './generated/private.ts';
 import { UIDS, UID as UidTable } from './generated/uids.ts';
 
 export interface ElementEntry {
@@ -31,6 +33,20 @@ export interface ElementEntry {
   readonly name: string;
   /** '' for the few retired elements the standard leaves unnamed. */
   readonly keyword: string;
+  readonly retired: boolean;
+}
+
+/** A private data element of the dictionary pydicom ships (itself taken from GDCM's). */
+export interface PrivateEntry {
+  /** The Private Creator, as spelled in the dictionary (trailing padding never included). */
+  readonly creator: string;
+  /** The default VR: the first of `vrs`. Never 'UN': rows whose VR is unknown are not in the table. */
+  readonly vr: VR;
+  /** Every VR the dictionary allows, e.g. ['OB', 'OW']. */
+  readonly vrs: readonly VR[];
+  readonly vm: string;
+  /** Free text, often 'Unknown'; not unique, and no keyword. */
+  readonly name: string;
   readonly retired: boolean;
 }
 
@@ -61,8 +77,12 @@ function entry(
   keyword: string,
   retired: boolean,
 ): ElementEntry {
-  const vrs: readonly VR[] = Object.freeze(typeof rowVR === 'string' ? [rowVR] : [...rowVR]);
+  const vrs = toVRs(rowVR);
   return Object.freeze({ tag, mask, vr: vrs[0]!, vrs, vm, name, keyword, retired });
+}
+
+function toVRs(rowVR: RowVR): readonly VR[] {
+  return Object.freeze(typeof rowVR === 'string' ? [rowVR] : [...rowVR]);
 }
 
 const byTag = new Map<number, ElementEntry>();
@@ -132,6 +152,71 @@ export function lookupKeyword(keyword: string): ElementEntry | undefined {
 /** The default VR of `lookupTag(t)`. */
 export function vrOf(t: Tag): VR | undefined {
   return lookupTag(t)?.vr;
+}
+
+/** Row masks of generated/private.ts: (gggg,xxee), and (ggxx,xxee) as PAPYRUS 3.0 (60xx,xx10) has. */
+const PRIVATE_BLOCK_MASK = 0xffff00ff;
+const PRIVATE_GROUP_MASK = 0xff0000ff;
+/** Sets the (ggxx,xxee) keys apart from the (gggg,xxee) ones, which are below 2^24. */
+const GROUP_WILDCARD = 0x1000000;
+
+/** (gggg,xxee) -> gggg·256 + ee */
+function blockKey(group: number, ee: number): number {
+  return group * 0x100 + ee;
+}
+
+/** (ggxx,xxee) -> 2^24 + gg·256 + ee */
+function groupWildcardKey(group: number, ee: number): number {
+  return GROUP_WILDCARD + (group >>> 8) * 0x100 + ee;
+}
+
+/** Private Creator -> entries by blockKey() / groupWildcardKey(). */
+const privateByCreator = new Map<string, Map<number, PrivateEntry>>();
+for (const [creator, rows] of PRIVATE) {
+  const m = new Map<number, PrivateEntry>();
+  for (const [tag, vr, vm, name, retired, mask = PRIVATE_BLOCK_MASK] of rows) {
+    const vrs = toVRs(vr);
+    const e: PrivateEntry = Object.freeze({ creator, vr: vrs[0]!, vrs, vm, name, retired: retired === 1 });
+    const group = tag >>> 16;
+    const ee = tag & 0xff;
+    if (mask === PRIVATE_BLOCK_MASK) m.set(blockKey(group, ee), e);
+    else if (mask === PRIVATE_GROUP_MASK) m.set(groupWildcardKey(group, ee), e);
+    else
+      throw new Error(`dictionary: private row ${creator} ${tag.toString(16)} has mask ${mask.toString(16)}`);
+  }
+  privateByCreator.set(creator, m);
+}
+
+/** Drops the trailing spaces (LO padding, PS3.5 §6.2) and NULs (a common mistake) off a creator. */
+function trimCreator(creator: string): string {
+  let end = creator.length;
+  while (end > 0) {
+    const c = creator.charCodeAt(end - 1);
+    if (c !== 0x20 && c !== 0) break;
+    end--;
+  }
+  return end === creator.length ? creator : creator.slice(0, end);
+}
+
+/**
+ * The entry of a private element (gggg,xxee) whose block xx was reserved by `creator` (PS3.5 §7.8.1):
+ * looked up by creator (trailing spaces and NULs trimmed), group and element byte ee. O(1).
+ *
+ * The caller finds the creator: the value of (gggg,00xx) for the element's block byte xx. Creators
+ * otherwise match exactly (case and inner spaces count). The block byte is not compared, so (0009,1001)
+ * with 'GEMS_IDEN_01' at (0009,0010) and (0009,1101) with it at (0009,0011) give the same entry. A row
+ * for group gggg wins over one for its (ggxx) group range. Undefined for an unknown creator or element,
+ * and for tags that are not private data elements: non-private groups (see isPrivateTag) and
+ * (gggg,0000-00FF), which hold group lengths and the creators themselves.
+ */
+export function lookupPrivate(creator: string, t: Tag): PrivateEntry | undefined {
+  t >>>= 0;
+  if (!isPrivateTag(t) || (t & 0xff00) === 0) return undefined;
+  const m = privateByCreator.get(trimCreator(creator));
+  if (m === undefined) return undefined;
+  const group = t >>> 16;
+  const ee = t & 0xff;
+  return m.get(blockKey(group, ee)) ?? m.get(groupWildcardKey(group, ee));
 }
 
 const uidMap = new Map<string, UidEntry>();
