@@ -735,10 +735,20 @@ interface ChildResult {
   readonly ms: number;
   readonly bytes: number;
   readonly iterations: number;
-  /** process.resourceUsage().maxRSS at the end, KiB. */
+  /**
+   * Peak RSS of this process over its life, KiB: VmHWM of /proc/self/status, which belongs to the
+   * process's own address space. (resourceUsage().maxRSS is below: on Linux it starts at the parent's
+   * RSS at fork time, so for a child of this benchmark it reports at least the parent's size.)
+   */
+  readonly peakRssKiB: number;
+  /** Peak RSS while parsing (VmHWM reset just before), KiB. */
+  readonly parsePeakRssKiB: number;
+  /** RSS when parsing started (input loaded, after a gc), KiB. */
+  readonly rssAtParseStartKiB: number;
+  /** process.resourceUsage().maxRSS at the end, KiB (inflated by fork on Linux, see peakRssKiB). */
   readonly maxRssKiB: number;
-  /** RSS after loading the input and a gc, before parsing, KiB. */
-  readonly rssBeforeParseKiB: number;
+  /** Where peakRssKiB came from: VmHWM, or maxRSS where /proc is unavailable. */
+  readonly peakSource: 'VmHWM' | 'maxRSS';
   readonly loadMs: number | undefined;
 }
 
@@ -813,12 +823,54 @@ async function buildBundle(): Promise<string | undefined> {
   }
 }
 
-function childReport(r: ChildResult): void {
-  process.stdout.write(`${JSON.stringify(r)}\n`);
+function procStatusKiB(field: 'VmHWM' | 'VmRSS'): number | undefined {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'latin1'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
-function rssKiB(): number {
-  return Math.round(process.memoryUsage().rss / 1024);
+/** Starts the parse phase: gc, note the RSS and the peak so far, and reset the peak (Linux clear_refs 5). */
+function startPhase(): { startKiB: number; peakBeforeKiB: number | undefined; reset: boolean } {
+  gc();
+  const peakBeforeKiB = procStatusKiB('VmHWM');
+  let reset = false;
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    reset = true;
+  } catch {
+    // No way to reset the peak: the parse-phase peak is then the lifetime peak.
+  }
+  return {
+    startKiB: procStatusKiB('VmRSS') ?? Math.round(process.memoryUsage().rss / 1024),
+    peakBeforeKiB,
+    reset,
+  };
+}
+
+function endPhase(
+  phase: ReturnType<typeof startPhase>,
+): Pick<ChildResult, 'peakRssKiB' | 'parsePeakRssKiB' | 'rssAtParseStartKiB' | 'maxRssKiB' | 'peakSource'> {
+  const hwm = procStatusKiB('VmHWM');
+  const maxRssKiB = process.resourceUsage().maxRSS;
+  if (hwm === undefined || phase.peakBeforeKiB === undefined) {
+    return {
+      peakRssKiB: maxRssKiB,
+      parsePeakRssKiB: maxRssKiB,
+      rssAtParseStartKiB: phase.startKiB,
+      maxRssKiB,
+      peakSource: 'maxRSS',
+    };
+  }
+  return {
+    peakRssKiB: Math.max(hwm, phase.peakBeforeKiB),
+    parsePeakRssKiB: phase.reset ? hwm : Math.max(hwm, phase.peakBeforeKiB),
+    rssAtParseStartKiB: phase.startKiB,
+    maxRssKiB,
+    peakSource: 'VmHWM',
+  };
 }
 
 /** Times `fn` after warming it up: the median of up to `max` runs or `budgetMs`, whichever ends first. */
@@ -841,51 +893,38 @@ async function timeRepeated(
 /**
  * A child process case. `ct:<parser>:<mode>` parses each of the N files once (after loading them all);
  * `big:<parser>:<mode>` parses the big file, `big:tesseraStream:<mode>` streams it with readPart10File.
- * `*:load` only loads the input, `big:none` does nothing (the process's own baseline).
+ * `*:load` only loads the input (the phase measured is the load), `big:none` does nothing (baseline).
  */
 async function child(args: Args, name: string): Promise<void> {
   const [set, parser, mode] = name.split(':') as [string, string, Mode | undefined];
+  const report = (
+    phase: ReturnType<typeof startPhase>,
+    r: Pick<ChildResult, 'ms' | 'bytes' | 'iterations' | 'loadMs'>,
+  ): void => {
+    const mem = endPhase(phase);
+    process.stdout.write(`${JSON.stringify({ case: name, ...r, ...mem } satisfies ChildResult)}\n`);
+  };
   if (set === 'ct') {
     const paths = Array.from({ length: args.files }, (_, i) => ctPath(i));
+    const loadPhase = parser === 'load' ? startPhase() : undefined;
     const t0 = performance.now();
     const inputs = paths.map((p) => toInput(readFileSync(p)));
     const loadMs = performance.now() - t0;
     const bytes = inputs.reduce((n, x) => n + x.buf.length, 0);
-    if (parser === 'load') {
-      gc();
-      return childReport({
-        case: name,
-        ms: loadMs,
-        bytes,
-        iterations: 1,
-        maxRssKiB: process.resourceUsage().maxRSS,
-        rssBeforeParseKiB: rssKiB(),
-        loadMs,
-      });
-    }
+    if (loadPhase) return report(loadPhase, { ms: loadMs, bytes, iterations: 1, loadMs });
     const parse = PARSE[parser as ParserName];
     if (!parse || !mode) throw new Error(`unknown case ${name}`);
     for (let i = 0; i < Math.min(20, inputs.length); i++) parse(inputs[i]!, mode);
-    gc();
-    const before = rssKiB();
+    const phase = startPhase();
     let sum = 0;
     const p0 = performance.now();
     for (const input of inputs) sum += digest(parse(input, mode));
     const ms = performance.now() - p0;
-    const maxRssKiB = process.resourceUsage().maxRSS;
     let want = 0;
     for (let i = 0; i < inputs.length; i++)
       want += digest({ attrs: expectedCt(i), lastPixel: mode === 'full' ? pixelMarker(i) : -1 });
     if (sum !== want) throw new Error(`${name}: digest ${sum} != ${want}`);
-    return childReport({
-      case: name,
-      ms,
-      bytes,
-      iterations: 1,
-      maxRssKiB,
-      rssBeforeParseKiB: before,
-      loadMs,
-    });
+    return report(phase, { ms, bytes, iterations: 1, loadMs });
   }
   if (set !== 'big') throw new Error(`unknown case ${name}`);
   const file = bigPath(args.bigMb);
@@ -893,24 +932,14 @@ async function child(args: Args, name: string): Promise<void> {
   const attrs = expectedBig();
   const marker = pixelMarker(900_000);
   if (parser === 'none') {
-    gc();
-    return childReport({
-      case: name,
-      ms: 0,
-      bytes,
-      iterations: 0,
-      maxRssKiB: process.resourceUsage().maxRSS,
-      rssBeforeParseKiB: rssKiB(),
-      loadMs: undefined,
-    });
+    return report(startPhase(), { ms: 0, bytes, iterations: 0, loadMs: undefined });
   }
   if (parser === 'tesseraStream') {
     if (!mode) throw new Error(`unknown case ${name}`);
     const read = () => readPart10File(file, mode === 'header' ? { stopBeforeTag: PIXEL_DATA } : {});
     // Warm up on header-only reads (only the first 256 KiB chunk of the file).
     for (let i = 0; i < 3; i++) await readPart10File(file, { stopBeforeTag: PIXEL_DATA });
-    gc();
-    const before = rssKiB();
+    const phase = startPhase();
     let times: number[];
     let last: Awaited<ReturnType<typeof read>> | undefined;
     if (mode === 'header') {
@@ -926,7 +955,7 @@ async function child(args: Args, name: string): Promise<void> {
       last = await read();
       times = [performance.now() - t0];
     }
-    const maxRssKiB = process.resourceUsage().maxRSS;
+    const mem = endPhase(phase);
     const ds = last!.dataset;
     let lastPixel = -1;
     if (mode === 'full') {
@@ -942,37 +971,27 @@ async function child(args: Args, name: string): Promise<void> {
       lastPixel = b.readUInt16LE(0);
     }
     checkExtract(name, { attrs: tesseraAttrs(ds), lastPixel }, attrs, mode === 'full' ? marker : -1);
-    return childReport({
+    const result: ChildResult = {
       case: name,
       ms: median(times),
       bytes,
       iterations: times.length,
-      maxRssKiB,
-      rssBeforeParseKiB: before,
       loadMs: undefined,
-    });
+      ...mem,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
   }
+  const loadPhase = parser === 'load' ? startPhase() : undefined;
   const t0 = performance.now();
   const input = toInput(readFileSync(file));
   const loadMs = performance.now() - t0;
-  if (parser === 'load') {
-    gc();
-    return childReport({
-      case: name,
-      ms: loadMs,
-      bytes,
-      iterations: 1,
-      maxRssKiB: process.resourceUsage().maxRSS,
-      rssBeforeParseKiB: rssKiB(),
-      loadMs,
-    });
-  }
+  if (loadPhase) return report(loadPhase, { ms: loadMs, bytes, iterations: 1, loadMs });
   const parse = PARSE[parser as ParserName];
   if (!parse || !mode) throw new Error(`unknown case ${name}`);
   // Warm up on header-only parses of the same buffer (cheap for every parser; no big allocation).
   for (let i = 0; i < 3; i++) parse(input, 'header');
-  gc();
-  const before = rssKiB();
+  const phase = startPhase();
   let times: number[];
   let last: Extract | undefined;
   if (mode === 'header') {
@@ -988,17 +1007,10 @@ async function child(args: Args, name: string): Promise<void> {
     last = parse(input, mode);
     times = [performance.now() - p0];
   }
-  const maxRssKiB = process.resourceUsage().maxRSS;
+  const mem = endPhase(phase);
   checkExtract(name, last!, attrs, mode === 'full' ? marker : -1);
-  return childReport({
-    case: name,
-    ms: median(times),
-    bytes,
-    iterations: times.length,
-    maxRssKiB,
-    rssBeforeParseKiB: before,
-    loadMs,
-  });
+  const result: ChildResult = { case: name, ms: median(times), bytes, iterations: times.length, loadMs, ...mem };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------------
