@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { datasetToJson, loadBulk, type Part10, readPart10, readPart10File } from '../codec/index.ts';
-import { isDicomError, parseTag } from '../core/index.ts';
+import { CodecError, isDicomError, parseTag } from '../core/index.ts';
 import { lookupKeyword } from '../dictionary/index.ts';
 import { dumpPart10 } from './dump.ts';
 
@@ -11,6 +11,9 @@ const WHOLE_FILE_LIMIT = 64 * 1024 * 1024;
 async function readDicom(path: string, stopBefore?: number): Promise<Part10> {
   const options = stopBefore === undefined ? {} : { stopBeforeTag: stopBefore };
   const { size } = await import('node:fs/promises').then((fs) => fs.stat(path));
+  // The codec reads zero bytes as an empty bare data set; for a file named on the command line that is
+  // an error (dcmdump too fails on it), not an empty listing with exit code 0.
+  if (size === 0) throw new CodecError('ERR_CODEC_TRUNCATED', 'the file is empty', { offset: 0 });
   if (size <= WHOLE_FILE_LIMIT) return readPart10(await readFile(path), options);
   return readPart10File(path, options);
 }
@@ -37,6 +40,12 @@ function fail(err: unknown): never {
   }
   process.exit(1);
 }
+
+// `tessera dump FILE | head`: the reader closing the pipe early is not an error worth a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  fail(err);
+});
 
 const program = new Command()
   .name('tessera')

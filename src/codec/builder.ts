@@ -22,6 +22,11 @@ export interface BuilderOptions {
   readonly bulk: 'reference' | 'inline';
   readonly bulkSource?: BulkSource | undefined;
   readonly littleEndian: boolean;
+  /**
+   * Copy the values kept in memory instead of slicing the input chunk: a stream read then does not
+   * keep whole chunks alive for a few header bytes each.
+   */
+  readonly copyValues?: boolean;
 }
 
 interface Open {
@@ -60,7 +65,12 @@ export class DatasetBuilder {
         const ds = this.current;
         const { tag, vr } = token;
         if (token.value !== undefined && !this.asReference(vr, token.length)) {
-          ds.set({ kind: 'value', tag, vr, bytes: token.value });
+          ds.set({
+            kind: 'value',
+            tag,
+            vr,
+            bytes: this.options.copyValues ? Buffer.from(token.value) : token.value,
+          });
           return;
         }
         if (token.value !== undefined) {
@@ -142,7 +152,7 @@ export class DatasetBuilder {
         };
         const { valueOffset: offset, length } = token;
         if (token.value !== undefined && !this.asReference('OB', length)) {
-          add({ length, offset, bytes: token.value });
+          add({ length, offset, bytes: this.options.copyValues ? Buffer.from(token.value) : token.value });
           return;
         }
         if (token.value !== undefined) {

@@ -1,4 +1,4 @@
-import { CodecError, isStringVR, type Tag, type VR } from '../core/index.ts';
+import { CodecError, isStringVR, paddingByte, type Tag, type VR } from '../core/index.ts';
 import { lookupTag } from '../dictionary/index.ts';
 import { type CharacterSet, DEFAULT_CHARACTER_SET, parseCharacterSet } from './charset.ts';
 import { decodeString, decodeValues, encodeValues, splitStrings, type Value } from './values.ts';
@@ -239,8 +239,10 @@ export class Dataset implements Iterable<Element> {
     this.setValues(t, [value], vr);
   }
 
+  /** Sets a value from its encoded bytes (in this data set's byte order), padded to even length (PS3.5 §7.1.1). */
   setBytes(t: Tag, vr: VR, bytes: Buffer): void {
-    this.set({ kind: 'value', tag: t, vr, bytes });
+    const even = bytes.length % 2 === 0 ? bytes : Buffer.concat([bytes, Buffer.from([paddingByte(vr)])]);
+    this.set({ kind: 'value', tag: t, vr, bytes: even });
   }
 
   setSequence(t: Tag, items: Dataset[], undefinedLength = true): void {

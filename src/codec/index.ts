@@ -29,6 +29,7 @@ export {
   type ToJsonOptions,
 } from './json.ts';
 export {
+  decodeDataset,
   detectEncoding,
   detectLayout,
   type Part10,

@@ -185,7 +185,7 @@ export function datasetFromJson(json: unknown, options: FromJsonOptions = {}): D
         continue;
       }
       if (typeof attr.InlineBinary === 'string') {
-        ds.setBytes(t, vr, padBinary(Buffer.from(attr.InlineBinary, 'base64')));
+        ds.setBytes(t, vr, Buffer.from(attr.InlineBinary, 'base64'));
         continue;
       }
       if (typeof attr.BulkDataURI === 'string') {
@@ -235,10 +235,6 @@ function uriRef(uri: string, t: Tag, options: FromJsonOptions): BulkRef {
             new CodecError('ERR_CODEC_BULK_UNAVAILABLE', `no resolver for BulkDataURI ${uri}`, { tag: t }),
           ),
   };
-}
-
-function padBinary(b: Buffer): Buffer {
-  return b.length % 2 === 0 ? b : Buffer.concat([b, Buffer.alloc(1)]);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createInflateRaw, inflateRawSync } from 'node:zlib';
 import { CodecError, isPrivateTag, isVR, type Tag, type VR } from '../core/index.ts';
@@ -212,6 +211,13 @@ export function readPart10(bytes: Uint8Array, options: ReadOptions = {}): Part10
 export interface StreamReadOptions extends ReadOptions {
   /** Reads bytes back from the source for bulk references (e.g. a file); without it they cannot be read. */
   readonly bulkSource?: BulkSource;
+  /**
+   * For a seekable source (a file): called with the absolute offset to continue from when a bulk value
+   * is skipped, so its bytes are never read. The source's next chunk must start there.
+   */
+  readonly seek?: (offset: number) => void;
+  /** Total length of a seekable source: a skipped value that runs past it is a truncation. */
+  readonly sourceLength?: number;
 }
 
 /**
@@ -322,12 +328,15 @@ export async function readPart10Stream(
       declared.ts ?? (layout.metaOffset === undefined ? undefined : syntax),
     );
     let builder: DatasetBuilder | undefined;
+    const bulk = bulkSource || !syntax.deflated ? 'reference' : 'inline';
     builder = new DatasetBuilder({
       bulkThreshold: options.bulkThreshold ?? READ_DEFAULTS.bulkThreshold,
-      bulk: bulkSource || !syntax.deflated ? 'reference' : 'inline',
+      bulk,
       bulkSource,
       littleEndian: syntax.littleEndian,
+      copyValues: true,
     });
+    const seek = bulk === 'reference' && !syntax.deflated ? options.seek : undefined;
     const reader = new TokenReader({
       explicitVR: syntax.explicitVR,
       littleEndian: syntax.littleEndian,
@@ -340,7 +349,33 @@ export async function readPart10Stream(
     reader.push(start);
     let stoppedAt: Tag | undefined;
     for (;;) {
-      stoppedAt = drain(reader, builder);
+      for (let token = reader.next(); token !== undefined; token = reader.next()) {
+        if (token.kind === 'stopped') {
+          stoppedAt = token.tag;
+          break;
+        }
+        builder.accept(token);
+        // A bulk value that is only referenced: on a seekable source, jump over it instead of reading it.
+        if (seek && (token.kind === 'element' || token.kind === 'fragment') && token.value === undefined) {
+          const resumeAt = reader.skipValue();
+          if (
+            resumeAt !== undefined &&
+            options.sourceLength !== undefined &&
+            resumeAt > options.sourceLength
+          ) {
+            const what = token.kind === 'element' ? token.tag : undefined;
+            throw new CodecError(
+              'ERR_CODEC_TRUNCATED',
+              `data ends early: ${token.length} bytes needed, ${options.sourceLength - token.valueOffset} left`,
+              {
+                offset: token.kind === 'element' ? token.offset : token.offset,
+                tag: what,
+              },
+            );
+          }
+          if (resumeAt !== undefined) seek(resumeAt);
+        }
+      }
       if (reader.done) break;
       const c = await chunks.next();
       if (c.done) reader.end();
@@ -380,22 +415,90 @@ async function* wrapInflate(
  * Reads a Part 10 file from disk as a stream, with bulk values left in the file and read back on demand.
  */
 export async function readPart10File(path: string, options: ReadOptions = {}): Promise<Part10> {
-  const bulkSource: BulkSource = async (offset, length) => {
-    const fh = await open(path, 'r');
-    try {
-      const buf = Buffer.allocUnsafe(length);
-      const { bytesRead } = await fh.read(buf, 0, length, offset);
-      if (bytesRead !== length) {
-        throw new CodecError(
-          'ERR_CODEC_TRUNCATED',
-          `bulk value ends early: ${bytesRead} of ${length} bytes`,
-          { offset },
-        );
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    let position = 0;
+    const chunkSize = 64 * 1024;
+    // Chunks read at `position`, which `seek` moves past skipped bulk values: they are never read.
+    async function* chunks(): AsyncGenerator<Buffer> {
+      while (position < size) {
+        const buf = Buffer.allocUnsafe(Math.min(chunkSize, size - position));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, position);
+        if (bytesRead === 0) return;
+        position += bytesRead;
+        yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
       }
-      return buf;
-    } finally {
-      await fh.close();
     }
-  };
-  return readPart10Stream(createReadStream(path, { highWaterMark: 256 * 1024 }), { ...options, bulkSource });
+    const bulkSource: BulkSource = async (offset, length) => {
+      const again = await open(path, 'r');
+      try {
+        const buf = Buffer.allocUnsafe(length);
+        const { bytesRead } = await again.read(buf, 0, length, offset);
+        if (bytesRead !== length) {
+          throw new CodecError(
+            'ERR_CODEC_TRUNCATED',
+            `bulk value ends early: ${bytesRead} of ${length} bytes`,
+            { offset },
+          );
+        }
+        return buf;
+      } finally {
+        await again.close();
+      }
+    };
+    return await readPart10Stream(chunks(), {
+      ...options,
+      bulkSource,
+      sourceLength: size,
+      seek: (offset) => {
+        position = offset;
+      },
+    });
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Decodes a bare data set held in memory, in a known transfer syntax (a DIMSE command set, a C-FIND
+ * identifier). Values are zero-copy slices of `bytes`.
+ */
+export function decodeDataset(
+  bytes: Uint8Array,
+  transferSyntaxUid: string,
+  options: ReadOptions = {},
+): Dataset {
+  const syntax = transferSyntax(transferSyntaxUid);
+  let body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (syntax.deflated) {
+    try {
+      body = inflateRawSync(body);
+    } catch (err) {
+      throw new CodecError(
+        'ERR_CODEC_DEFLATE',
+        'the deflated data set cannot be inflated',
+        { offset: 0 },
+        { cause: err },
+      );
+    }
+  }
+  let builder: DatasetBuilder | undefined;
+  builder = new DatasetBuilder({
+    bulkThreshold: Number.POSITIVE_INFINITY,
+    bulk: 'inline',
+    littleEndian: syntax.littleEndian,
+  });
+  const reader = new TokenReader({
+    explicitVR: syntax.explicitVR,
+    littleEndian: syntax.littleEndian,
+    streamThreshold: Number.POSITIVE_INFINITY,
+    implicitVR: implicitVRFor(() => builder!),
+    ...(options.stopBeforeTag === undefined ? {} : { stopBeforeTag: options.stopBeforeTag }),
+    ...(options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }),
+  });
+  reader.push(body);
+  reader.end();
+  drain(reader, builder);
+  return builder.root;
 }

@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { CodecError } from '../core/index.ts';
 import { Tag } from '../dictionary/index.ts';
 import { Dataset } from './dataset.ts';
 import { readPart10File, readPart10Stream } from './part10.ts';
@@ -87,4 +88,16 @@ test('readPart10File leaves Pixel Data on disk and reads it back on demand', asy
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('readPart10File on a truncated file names the element that runs past the end', async () => {
+  const path = new URL('../../../shared/data/dicom/malformed/truncated-3gb-bulk-dcm4che.dcm', import.meta.url)
+    .pathname;
+  await assert.rejects(readPart10File(path), (err: unknown) => {
+    assert.ok(err instanceof CodecError);
+    assert.equal(err.code, 'ERR_CODEC_TRUNCATED');
+    assert.equal(err.tag, Tag.PixelData);
+    assert.equal(err.offset, 1908);
+    return true;
+  });
 });

@@ -450,6 +450,28 @@ export class TokenReader {
     return { kind: 'item-start', offset: start, length };
   }
 
+  /**
+   * While a value is being streamed: skips the rest of it. Returns the absolute offset the source must
+   * continue from when the skipped bytes are not buffered (a seekable source jumps there), or
+   * undefined when the buffered input already covered them. The next token is `value-end`.
+   */
+  skipValue(): number | undefined {
+    const s = this.streaming;
+    if (!s) return undefined;
+    const remaining = s.end - this.offset;
+    if (this.buf.length - this.pos + this.pendingLength >= remaining) {
+      this.absorbPending();
+      this.pos += remaining;
+      return undefined;
+    }
+    this.bufOffset = s.end;
+    this.buf = Buffer.alloc(0);
+    this.pos = 0;
+    this.pending.length = 0;
+    this.pendingLength = 0;
+    return s.end;
+  }
+
   private nextChunk(s: Streaming): Token | undefined {
     const remaining = s.end - this.offset;
     if (remaining === 0) {
