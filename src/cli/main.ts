@@ -4,6 +4,8 @@ import { datasetToJson, loadBulk, type Part10, readPart10, readPart10File } from
 import { CodecError, isDicomError, parseTag } from '../core/index.ts';
 import { lookupKeyword } from '../dictionary/index.ts';
 import { dumpPart10 } from './dump.ts';
+import { registerNetworkCommands } from './net.ts';
+import { registerServe } from './serve.ts';
 
 /** Files up to this size are read whole (zero-copy values); larger ones stream with bulk left on disk. */
 const WHOLE_FILE_LIMIT = 64 * 1024 * 1024;
@@ -83,14 +85,7 @@ program
     }
   });
 
-program
-  .command('serve')
-  .description('start the archive (DIMSE and DICOMweb) on the embedded default store')
-  .action(() => {
-    process.stderr.write(
-      'tessera serve: the archive server is not built yet (issues #3 and #4); nothing to start.\n',
-    );
-    process.exit(2);
-  });
+registerNetworkCommands(program, fail);
+registerServe(program, fail);
 
 await program.parseAsync(process.argv);

@@ -69,5 +69,6 @@ export {
   IMPLEMENTATION_VERSION_NAME,
   type Part10Input,
   part10Chunks,
+  part10Header,
   writePart10,
 } from './writer.ts';

@@ -289,21 +289,39 @@ const TransferSyntaxUID = 0x00020010;
  * from (0008,0016)/(0008,0018), transfer syntax, and Tessera's implementation class UID and version name.
  */
 export function buildFileMeta(dataset: Dataset, transferSyntaxUid: string, base?: Dataset): Dataset {
-  const meta = new DatasetClass({ littleEndian: true });
-  if (base) {
-    for (const el of base) meta.set(el);
-  } else {
-    meta.setBytes(0x00020001, 'OB', Buffer.from([0x00, 0x01]));
-    const sopClass = dataset.string(0x00080016);
-    const sopInstance = dataset.string(0x00080018);
-    if (sopClass) meta.setValues(MediaStorageSOPClassUID, [sopClass], 'UI');
-    if (sopInstance) meta.setValues(MediaStorageSOPInstanceUID, [sopInstance], 'UI');
-    meta.setValues(0x00020012, [IMPLEMENTATION_CLASS_UID], 'UI');
-    meta.setValues(0x00020013, [IMPLEMENTATION_VERSION_NAME], 'SH');
+  if (!base) {
+    return generatedMeta({
+      sopClassUid: dataset.string(0x00080016),
+      sopInstanceUid: dataset.string(0x00080018),
+      transferSyntaxUid,
+    });
   }
+  const meta = new DatasetClass({ littleEndian: true });
+  for (const el of base) meta.set(el);
   if (meta.string(TransferSyntaxUID) !== transferSyntaxUid)
     meta.setValues(TransferSyntaxUID, [transferSyntaxUid], 'UI');
-  if (!base || base.has(0x00020000)) meta.setValues(0x00020000, [0], 'UL');
+  if (base.has(0x00020000)) meta.setValues(0x00020000, [0], 'UL');
+  return meta;
+}
+
+interface MetaFields {
+  readonly sopClassUid: string | undefined;
+  readonly sopInstanceUid: string | undefined;
+  readonly transferSyntaxUid: string;
+  readonly sourceAETitle?: string | undefined;
+}
+
+/** File Meta Information written by Tessera; (0002,0000) is recalculated when encoded. */
+function generatedMeta(m: MetaFields): Dataset {
+  const meta = new DatasetClass({ littleEndian: true });
+  meta.setValues(0x00020000, [0], 'UL');
+  meta.setBytes(0x00020001, 'OB', Buffer.from([0x00, 0x01]));
+  if (m.sopClassUid) meta.setValues(MediaStorageSOPClassUID, [m.sopClassUid], 'UI');
+  if (m.sopInstanceUid) meta.setValues(MediaStorageSOPInstanceUID, [m.sopInstanceUid], 'UI');
+  meta.setValues(TransferSyntaxUID, [m.transferSyntaxUid], 'UI');
+  meta.setValues(0x00020012, [IMPLEMENTATION_CLASS_UID], 'UI');
+  meta.setValues(0x00020013, [IMPLEMENTATION_VERSION_NAME], 'SH');
+  if (m.sourceAETitle) meta.setValues(0x00020016, [m.sourceAETitle], 'AE');
   return meta;
 }
 
@@ -353,4 +371,12 @@ export async function* part10Chunks(input: Part10Input, transferSyntaxUid?: stri
 async function resolve(p: { readonly bulk: BulkRef; readonly swap: number }): Promise<Buffer> {
   const bytes = await p.bulk.read();
   return p.swap > 1 ? swapBytes(bytes, p.swap) : bytes;
+}
+
+/**
+ * The head of a Part 10 file (preamble, "DICM", File Meta Information) for a data set that will be
+ * written after it as received: what a storage SCP puts in front of a C-STORE data set (PS3.10 §7.1).
+ */
+export function part10Header(meta: MetaFields): Buffer {
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), encodeMeta(generatedMeta(meta))]);
 }

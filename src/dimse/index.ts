@@ -10,6 +10,15 @@ export {
   Priority,
 } from './command.ts';
 export {
+  type DataSource,
+  Dimse,
+  type HandlerResult,
+  type Handlers,
+  type IncomingRequest,
+  type Response,
+  VERIFICATION_SOP_CLASS,
+} from './service.ts';
+export {
   formatStatus,
   STATUS,
   type StatusCategory,
@@ -17,3 +26,12 @@ export {
   statusCategory,
   statusName,
 } from './status.ts';
+export {
+  describeFile,
+  listFiles,
+  proposeContexts,
+  type StoreItem,
+  type StoreOptions,
+  type StoreOutcome,
+  storeFiles,
+} from './store-scu.ts';

@@ -1,0 +1,153 @@
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import {
+  Dimse,
+  describeFile,
+  formatStatus,
+  listFiles,
+  type StoreItem,
+  type StoreOutcome,
+  statusCategory,
+  storeFiles,
+  VERIFICATION_SOP_CLASS,
+} from '../dimse/index.ts';
+
+/** Options shared by the SCU commands (DCMTK's echoscu/storescu names where they exist). */
+interface ScuOptions {
+  aet: string;
+  aec: string;
+  maxPdu: string;
+  timeout: string;
+}
+
+function scuOptions(cmd: Command): Command {
+  return cmd
+    .option('--aet <title>', 'calling AE title', 'TESSERA')
+    .option('--aec <title>', 'called AE title', 'ANY-SCP')
+    .option('--max-pdu <bytes>', 'maximum PDU length we receive', '116794')
+    .option('--timeout <seconds>', 'association and connect timeout', '30');
+}
+
+function port(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`"${text}" is not a TCP port`);
+  return n;
+}
+
+function common(host: string, p: string, o: ScuOptions) {
+  return {
+    host,
+    port: port(p),
+    callingAETitle: o.aet,
+    calledAETitle: o.aec,
+    maxPduLength: Number(o.maxPdu),
+    timeoutMs: Number(o.timeout) * 1000,
+  };
+}
+
+export function registerNetworkCommands(program: Command, fail: (err: unknown) => never): void {
+  scuOptions(
+    program
+      .command('echo')
+      .description('verify a DICOM peer with C-ECHO, like echoscu')
+      .argument('<host>')
+      .argument('<port>'),
+  ).action(async (host: string, p: string, o: ScuOptions) => {
+    try {
+      const dimse = await Dimse.connect({
+        ...common(host, p, o),
+        contexts: [
+          {
+            abstractSyntax: VERIFICATION_SOP_CLASS,
+            transferSyntaxes: ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'],
+          },
+        ],
+      });
+      const started = process.hrtime.bigint();
+      const status = await dimse.echo();
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      await dimse.release();
+      process.stdout.write(
+        `C-ECHO ${host}:${p} (${o.aec}): ${formatStatus(status)} in ${ms.toFixed(1)} ms\n`,
+      );
+      if (statusCategory(status) !== 'success') process.exit(1);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  scuOptions(
+    program
+      .command('store')
+      .description('send DICOM files (or folders, recursively) with C-STORE, like storescu')
+      .argument('<host>')
+      .argument('<port>')
+      .argument('<paths...>'),
+  )
+    .option('--parallel <n>', 'associations in parallel', '1')
+    .option('--window <n>', 'outstanding C-STOREs per association when the peer agrees', '8')
+    .action(
+      async (
+        host: string,
+        p: string,
+        paths: string[],
+        o: ScuOptions & { parallel: string; window: string },
+      ) => {
+        try {
+          const files = await listFiles(paths);
+          const items: StoreItem[] = [];
+          const failures: string[] = [];
+          for (const path of files) {
+            try {
+              items.push(await describeFile(path));
+            } catch (err) {
+              failures.push(`${path}: skipped, ${(err as Error).message}`);
+            }
+          }
+          const totalBytes = items.reduce((n, i) => n + i.datasetLength, 0);
+          const tty = process.stderr.isTTY === true;
+          const bar = tty
+            ? new SingleBar(
+                {
+                  format: 'C-STORE [{bar}] {value}/{total} | {rate} inst/s | {mbps} MB/s | {failed} failed',
+                  hideCursor: true,
+                },
+                undefined,
+              )
+            : undefined;
+          const started = Date.now();
+          let done = 0;
+          let failed = 0;
+          let bytes = 0;
+          bar?.start(items.length, 0, { rate: '0', mbps: '0', failed: 0 });
+          const outcomes: StoreOutcome[] = await storeFiles(items, {
+            ...common(host, p, o),
+            parallel: Number(o.parallel),
+            window: Number(o.window),
+            onOutcome: (outcome) => {
+              done++;
+              bytes += outcome.item.datasetLength;
+              if (outcome.error) failed++;
+              const s = (Date.now() - started) / 1000 || 0.001;
+              bar?.update(done, { rate: (done / s).toFixed(1), mbps: (bytes / 1e6 / s).toFixed(1), failed });
+            },
+          });
+          bar?.stop();
+          const seconds = (Date.now() - started) / 1000;
+          for (const outcome of outcomes)
+            if (outcome.error) failures.push(`${outcome.item.path}: ${outcome.error}`);
+          const warnings = outcomes.filter(
+            (x) => x.status !== undefined && statusCategory(x.status) === 'warning',
+          ).length;
+          for (const line of failures) process.stderr.write(`${line}\n`);
+          process.stdout.write(
+            `C-STORE ${host}:${p}: ${outcomes.length - failed} of ${files.length} sent (${warnings} with warnings, ${failures.length} failed) ` +
+              `in ${seconds.toFixed(2)} s: ${(outcomes.length / seconds).toFixed(1)} inst/s, ${(totalBytes / 1e6 / seconds).toFixed(1)} MB/s\n`,
+          );
+          if (failures.length > 0) process.exit(1);
+        } catch (err) {
+          fail(err);
+        }
+      },
+    );
+}

@@ -1,0 +1,377 @@
+import { channel } from 'node:diagnostics_channel';
+import { Readable } from 'node:stream';
+import { DicomError } from '../core/index.ts';
+import {
+  type AcceptedContext,
+  Association,
+  AssociationAbortedError,
+  fragment,
+  type Pdv,
+  type RequestOptions,
+} from '../ul/index.ts';
+import { MessageAssembler } from './assembler.ts';
+import { type Command, type CommandName, encodeCommand, isResponse } from './command.ts';
+import { STATUS, StatusError, statusCategory } from './status.ts';
+
+const requestChannel = channel('tessera:dimse:request');
+
+export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
+
+/** An incoming request as an SCP handler sees it. */
+export interface IncomingRequest {
+  readonly command: Command;
+  readonly context: AcceptedContext;
+  readonly association: Association;
+  /** The data set in the context's transfer syntax, streamed as it arrives (undefined when none). */
+  readonly dataset: Readable | undefined;
+}
+
+/** What a handler answers: a final status (and optionally an Error Comment / Offending Element). */
+export interface HandlerResult {
+  readonly status: number;
+  readonly errorComment?: string;
+  readonly offendingElement?: readonly number[];
+  /** Extra response fields (e.g. sub-operation counts). */
+  readonly fields?: Partial<Command>;
+}
+
+/** SCP handlers by request type: async functions returning a status, or throwing StatusError. */
+export type Handlers = Partial<
+  Record<'C-ECHO-RQ' | 'C-STORE-RQ', (rq: IncomingRequest) => Promise<HandlerResult>>
+>;
+
+/** A response as the SCU sees it. */
+export interface Response {
+  readonly command: Command;
+  readonly status: number;
+}
+
+interface Outstanding {
+  resolve(r: Response): void;
+  reject(e: Error): void;
+}
+
+/** What to send as a data set: bytes in memory, or chunks of a known total length (streamed). */
+export type DataSource = Buffer | { readonly length: number; readonly chunks: AsyncIterable<Buffer> };
+
+/**
+ * DIMSE over one association (PS3.7): message assembly from P-DATA, message ID correlation for the SCU
+ * side, dispatch of requests to handlers for the SCP side, and the asynchronous operations window
+ * (PS3.7 D.3.3.3): at most `maxOpsInvoked` requests outstanding, requests handled concurrently up to
+ * `maxOpsPerformed`. Messages are sent whole, one at a time (they are never interleaved).
+ */
+export class Dimse {
+  readonly association: Association;
+  private readonly assembler = new MessageAssembler();
+  private readonly outstanding = new Map<number, Outstanding>();
+  private readonly handlers: Handlers;
+  private nextMessageId = 1;
+  private sending: Promise<void> = Promise.resolve();
+  private incoming: { stream: Readable; done: Promise<void> } | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private invokeSlots: number;
+  private readonly slotWaiters: (() => void)[] = [];
+  private closedError: Error | undefined;
+
+  constructor(association: Association, handlers: Handlers = {}) {
+    this.association = association;
+    this.handlers = handlers;
+    const window =
+      association.role === 'requestor' ? association.info.maxOpsInvoked : association.info.maxOpsPerformed;
+    this.invokeSlots = window === 0 ? Number.POSITIVE_INFINITY : window;
+    association.setUser({
+      onPData: (pdvs) => this.onPData(pdvs),
+      onReleaseRequested: () => this.drain(),
+      onClose: (err) => this.onClose(err),
+    });
+  }
+
+  /** Opens an association as requestor and wraps it (the SCU entry point). */
+  static async connect(options: RequestOptions, handlers: Handlers = {}): Promise<Dimse> {
+    return new Dimse(await Association.request(options), handlers);
+  }
+
+  /** Waits until every request being handled has been answered. */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** The accepted context for an abstract syntax and (optionally) one of some transfer syntaxes. */
+  contextFor(abstractSyntax: string, transferSyntaxes?: readonly string[]): AcceptedContext | undefined {
+    for (const c of this.association.info.contexts.values()) {
+      if (c.abstractSyntax !== abstractSyntax) continue;
+      if (!transferSyntaxes || transferSyntaxes.includes(c.transferSyntax)) return c;
+    }
+    return undefined;
+  }
+
+  /** C-ECHO (PS3.7 §9.1.5): resolves with the status. */
+  async echo(): Promise<number> {
+    const context = this.contextFor(VERIFICATION_SOP_CLASS);
+    if (!context)
+      throw new DicomError('ERR_DIMSE_NO_CONTEXT', 'the peer did not accept the Verification SOP Class');
+    const rsp = await this.request(context, {
+      type: 'C-ECHO-RQ',
+      hasDataSet: false,
+      affectedSopClassUid: VERIFICATION_SOP_CLASS,
+    });
+    return rsp.status;
+  }
+
+  /**
+   * C-STORE (PS3.7 §9.1.1): sends a data set already encoded in `context`'s transfer syntax. With an
+   * asynchronous operations window above 1, several stores may be in flight: call it concurrently.
+   */
+  async store(
+    context: AcceptedContext,
+    sop: { readonly sopClassUid: string; readonly sopInstanceUid: string },
+    data: DataSource,
+    options: { priority?: number; moveOriginatorAETitle?: string; moveOriginatorMessageId?: number } = {},
+  ): Promise<Response> {
+    return this.request(
+      context,
+      {
+        type: 'C-STORE-RQ',
+        hasDataSet: true,
+        affectedSopClassUid: sop.sopClassUid,
+        affectedSopInstanceUid: sop.sopInstanceUid,
+        priority: options.priority ?? 0,
+        ...(options.moveOriginatorAETitle === undefined
+          ? {}
+          : { moveOriginatorAETitle: options.moveOriginatorAETitle }),
+        ...(options.moveOriginatorMessageId === undefined
+          ? {}
+          : { moveOriginatorMessageId: options.moveOriginatorMessageId }),
+      },
+      data,
+    );
+  }
+
+  /** Sends a request and resolves with its final response (pending responses are not expected here). */
+  async request(
+    context: AcceptedContext,
+    fields: Omit<Command, 'messageId'>,
+    data?: DataSource,
+  ): Promise<Response> {
+    await this.acquireSlot();
+    const messageId = this.takeMessageId();
+    try {
+      const response = new Promise<Response>((resolve, reject) => {
+        this.outstanding.set(messageId, { resolve, reject });
+      });
+      await this.sendMessage(context.id, { ...fields, messageId }, data);
+      return await response;
+    } finally {
+      this.outstanding.delete(messageId);
+      this.releaseSlot();
+    }
+  }
+
+  async release(): Promise<void> {
+    await this.sending;
+    await this.association.release();
+  }
+
+  abort(): void {
+    this.association.abort();
+  }
+
+  private takeMessageId(): number {
+    const id = this.nextMessageId;
+    this.nextMessageId = id >= 0xffff ? 1 : id + 1;
+    return id;
+  }
+
+  private async acquireSlot(): Promise<void> {
+    if (this.closedError) throw this.closedError;
+    while (this.invokeSlots <= 0) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    this.invokeSlots--;
+  }
+
+  private releaseSlot(): void {
+    this.invokeSlots++;
+    this.slotWaiters.shift()?.();
+  }
+
+  /** Sends one message (command, then data set) as P-DATA-TF PDUs; messages go out one after another. */
+  private sendMessage(contextId: number, command: Command, data?: DataSource): Promise<void> {
+    const run = async (): Promise<void> => {
+      const max = this.association.info.peerMaxPduLength;
+      for (const pdu of fragment(
+        contextId,
+        true,
+        encodeCommand({ ...command, hasDataSet: data !== undefined }),
+        max,
+      )) {
+        await this.association.sendPData(pdu);
+      }
+      if (data === undefined) return;
+      if (Buffer.isBuffer(data)) {
+        for (const pdu of fragment(contextId, false, data, max)) await this.association.sendPData(pdu);
+        return;
+      }
+      let sent = 0;
+      let held: Buffer | undefined;
+      // One chunk of look-ahead, so the last fragment gets the "last" bit.
+      for await (const chunk of data.chunks) {
+        if (held) {
+          for (const pdu of fragment(contextId, false, held, max, false))
+            await this.association.sendPData(pdu);
+          sent += held.length;
+        }
+        held = chunk;
+      }
+      const last = held ?? Buffer.alloc(0);
+      if (sent + last.length !== data.length) {
+        this.association.abort();
+        throw new DicomError(
+          'ERR_DIMSE_SHORT_DATA',
+          `the data set source gave ${sent + last.length} bytes, ${data.length} expected`,
+        );
+      }
+      for (const pdu of fragment(contextId, false, last, max)) await this.association.sendPData(pdu);
+    };
+    const next = this.sending.then(run, run);
+    this.sending = next.catch(() => undefined);
+    return next;
+  }
+
+  private onPData(pdvs: readonly Pdv[]): void {
+    try {
+      for (const pdv of pdvs) {
+        const event = this.assembler.push(pdv);
+        if (!event) continue;
+        if (event.kind === 'command') this.onCommand(event.contextId, event.command);
+        else this.onData(event.chunk, event.last);
+      }
+    } catch (err) {
+      // A malformed message: abort this association only (PS3.8 A-ABORT).
+      this.closedError = err as Error;
+      this.association.abort();
+    }
+  }
+
+  private onCommand(contextId: number, command: Command): void {
+    if (isResponse(command.type)) {
+      const waiter =
+        command.messageIdBeingRespondedTo === undefined
+          ? undefined
+          : this.outstanding.get(command.messageIdBeingRespondedTo);
+      if (!waiter)
+        throw new DicomError(
+          'ERR_DIMSE_UNEXPECTED_RESPONSE',
+          `a response to unknown message ${command.messageIdBeingRespondedTo}`,
+        );
+      if (command.hasDataSet) {
+        // Responses with identifiers (C-FIND) are not handled on this path; drain the data.
+        this.incoming = { stream: new Readable({ read() {} }), done: Promise.resolve() };
+        this.incoming.stream.resume();
+      }
+      const status = command.status ?? STATUS.ProcessingFailure;
+      if (statusCategory(status) !== 'pending') waiter.resolve({ command, status });
+      return;
+    }
+    const context = this.association.info.contexts.get(contextId);
+    let dataset: Readable | undefined;
+    if (command.hasDataSet) {
+      dataset = new Readable({
+        highWaterMark: 1024 * 1024,
+        read: () => this.association.resume(),
+      });
+      this.incoming = { stream: dataset, done: Promise.resolve() };
+    }
+    const handled = this.handle(command, context, dataset).finally(() => this.inFlight.delete(handled));
+    this.inFlight.add(handled);
+  }
+
+  private onData(chunk: Buffer, last: boolean): void {
+    const incoming = this.incoming;
+    if (!incoming) return;
+    if (!incoming.stream.push(chunk)) this.association.pause();
+    if (last) {
+      incoming.stream.push(null);
+      this.incoming = undefined;
+    }
+  }
+
+  private async handle(
+    command: Command,
+    context: AcceptedContext | undefined,
+    dataset: Readable | undefined,
+  ): Promise<void> {
+    const type = command.type as CommandName;
+    const rspType = type.replace('-RQ', '-RSP') as CommandName;
+    let result: HandlerResult;
+    const started = Date.now();
+    try {
+      const handler = (
+        this.handlers as Record<string, ((rq: IncomingRequest) => Promise<HandlerResult>) | undefined>
+      )[type];
+      if (!context)
+        throw new StatusError(STATUS.ProcessingFailure, `no accepted presentation context for the request`);
+      if (!handler) throw new StatusError(STATUS.UnrecognizedOperation, `${type} is not supported here`);
+      result = await handler({ command, context, association: this.association, dataset });
+    } catch (err) {
+      result =
+        err instanceof StatusError
+          ? { status: err.status, ...(err.comment ? { errorComment: err.comment } : {}) }
+          : {
+              status: type === 'C-STORE-RQ' ? STATUS.CannotUnderstand : STATUS.ProcessingFailure,
+              errorComment: (err as Error).message.slice(0, 64),
+            };
+    }
+    // Whatever the handler did, the rest of the data set must be consumed before the next message.
+    if (dataset && !dataset.readableEnded) {
+      dataset.resume();
+      await new Promise<void>((resolve) => {
+        if (dataset.readableEnded) resolve();
+        else {
+          dataset.once('end', resolve);
+          dataset.once('close', resolve);
+        }
+      });
+    }
+    requestChannel.publish({
+      association: this.association.id,
+      type,
+      messageId: command.messageId,
+      sopInstanceUid: command.affectedSopInstanceUid,
+      status: result.status,
+      ms: Date.now() - started,
+    });
+    if (this.closedError || !this.association.established) return;
+    const response: Command = {
+      type: rspType,
+      hasDataSet: false,
+      ...(command.messageId === undefined ? {} : { messageIdBeingRespondedTo: command.messageId }),
+      ...(command.affectedSopClassUid === undefined
+        ? {}
+        : { affectedSopClassUid: command.affectedSopClassUid }),
+      ...(command.affectedSopInstanceUid === undefined
+        ? {}
+        : { affectedSopInstanceUid: command.affectedSopInstanceUid }),
+      status: result.status,
+      ...(result.errorComment ? { errorComment: result.errorComment.slice(0, 64) } : {}),
+      ...(result.offendingElement ? { offendingElement: result.offendingElement } : {}),
+      ...result.fields,
+    };
+    try {
+      await this.sendMessage(context?.id ?? 1, response);
+    } catch {
+      // The association ended while answering; nothing left to tell.
+    }
+  }
+
+  private onClose(err: Error | undefined): void {
+    this.closedError = err ?? new AssociationAbortedError('the association was released');
+    for (const waiter of this.outstanding.values()) waiter.reject(this.closedError);
+    this.outstanding.clear();
+    if (this.incoming) {
+      this.incoming.stream.destroy(
+        new AssociationAbortedError('the association ended before the data set was complete'),
+      );
+      this.incoming = undefined;
+    }
+    for (const w of this.slotWaiters.splice(0)) w();
+  }
+}

@@ -1,0 +1,191 @@
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { encodeDataset, isNativeTransferSyntax, readPart10, readPart10File } from '../codec/index.ts';
+import { DicomError } from '../core/index.ts';
+import { type AcceptedContext, Association, type ProposedContext, type RequestOptions } from '../ul/index.ts';
+import { Dimse } from './service.ts';
+import { formatStatus, statusCategory } from './status.ts';
+
+/** A file to send: what its header says, and where its data set starts. */
+export interface StoreItem {
+  readonly path: string;
+  readonly sopClassUid: string;
+  readonly sopInstanceUid: string;
+  readonly transferSyntaxUid: string;
+  readonly datasetOffset: number;
+  readonly datasetLength: number;
+}
+
+export interface StoreOutcome {
+  readonly item: StoreItem;
+  /** The C-STORE-RSP status, or undefined when the instance could not be sent at all. */
+  readonly status: number | undefined;
+  readonly error: string | undefined;
+}
+
+const IMPLICIT_LE = '1.2.840.10008.1.2';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+
+/** Lists files under paths (folders recursively), in a stable order. */
+export async function listFiles(paths: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    const s = await stat(p);
+    if (s.isDirectory()) {
+      const entries = (await readdir(p)).sort();
+      out.push(...(await listFiles(entries.map((e) => join(p, e)))));
+    } else if (s.isFile()) out.push(p);
+  }
+  return out;
+}
+
+/** Reads the header of a file to send (stops before Pixel Data); throws a DicomError when it is not DICOM. */
+export async function describeFile(path: string): Promise<StoreItem> {
+  const { size } = await stat(path);
+  if (size === 0) throw new DicomError('ERR_DIMSE_NOT_DICOM', 'the file is empty');
+  const file = await readPart10File(path, { stopBeforeTag: 0x00080019 });
+  const sopClassUid = file.meta.string(0x00020002) ?? file.dataset.string(0x00080016);
+  const sopInstanceUid = file.meta.string(0x00020003) ?? file.dataset.string(0x00080018);
+  if (!sopClassUid || !sopInstanceUid)
+    throw new DicomError('ERR_DIMSE_NOT_DICOM', 'no SOP Class/Instance UID: not a DICOM instance');
+  return {
+    path,
+    sopClassUid,
+    sopInstanceUid,
+    transferSyntaxUid: file.transferSyntax.uid,
+    datasetOffset: file.datasetOffset,
+    datasetLength: size - file.datasetOffset,
+  };
+}
+
+/**
+ * Presentation contexts for a set of files (PS3.7 Annex D, as storescu proposes them): for each SOP
+ * class and stored syntax, one context offering that syntax, plus explicit and implicit VR little
+ * endian for native data (which the codec converts to). At most 128 (PS3.8 §9.3.2.2).
+ */
+export function proposeContexts(items: readonly StoreItem[]): ProposedContext[] {
+  const seen = new Set<string>();
+  const out: ProposedContext[] = [];
+  for (const item of items) {
+    const key = `${item.sopClassUid}|${item.transferSyntaxUid}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const syntaxes = [item.transferSyntaxUid];
+    if (isNativeTransferSyntax(item.transferSyntaxUid)) {
+      for (const ts of [EXPLICIT_LE, IMPLICIT_LE]) if (!syntaxes.includes(ts)) syntaxes.push(ts);
+    }
+    out.push({ abstractSyntax: item.sopClassUid, transferSyntaxes: syntaxes });
+  }
+  if (out.length > 128) {
+    throw new DicomError(
+      'ERR_DIMSE_TOO_MANY_CONTEXTS',
+      `${out.length} SOP class / transfer syntax pairs; one association carries at most 128`,
+    );
+  }
+  return out;
+}
+
+export interface StoreOptions extends Omit<RequestOptions, 'contexts'> {
+  /** Associations opened in parallel, each sending a share of the files. */
+  readonly parallel?: number;
+  /** Outstanding C-STORE requests per association when the peer agrees (asynchronous operations window). */
+  readonly window?: number;
+  readonly onOutcome?: (outcome: StoreOutcome) => void;
+  /** Called as data set bytes go out (for progress). */
+  readonly onBytes?: (n: number) => void;
+}
+
+/**
+ * C-STORE SCU over files (what storescu does): associations in parallel, each pipelining up to the
+ * negotiated window, data sets streamed from disk when the peer accepts the stored syntax.
+ */
+export async function storeFiles(
+  items: readonly StoreItem[],
+  options: StoreOptions,
+): Promise<StoreOutcome[]> {
+  const parallel = Math.max(1, Math.min(options.parallel ?? 1, items.length || 1));
+  const shares: StoreItem[][] = Array.from({ length: parallel }, () => []);
+  for (const [i, item] of items.entries()) shares[i % parallel]!.push(item);
+  const results = await Promise.all(shares.map((share) => storeShare(share, options)));
+  return results.flat();
+}
+
+async function storeShare(items: readonly StoreItem[], options: StoreOptions): Promise<StoreOutcome[]> {
+  if (items.length === 0) return [];
+  const outcomes: StoreOutcome[] = [];
+  const record = (o: StoreOutcome): void => {
+    outcomes.push(o);
+    options.onOutcome?.(o);
+  };
+  const window = options.window ?? 8;
+  const association = await Association.request({
+    ...options,
+    contexts: proposeContexts(items),
+    maxOpsInvoked: window,
+    maxOpsPerformed: 1,
+  });
+  const dimse = new Dimse(association);
+  const queue = [...items];
+  const worker = async (): Promise<void> => {
+    for (let item = queue.shift(); item; item = queue.shift()) {
+      try {
+        const { context, data } = await dataFor(dimse, item);
+        options.onBytes?.(0);
+        const rsp = await dimse.store(context, item, data);
+        options.onBytes?.(item.datasetLength);
+        record({
+          item,
+          status: rsp.status,
+          error:
+            statusCategory(rsp.status) === 'failure'
+              ? `${formatStatus(rsp.status)}${rsp.command.errorComment ? `: ${rsp.command.errorComment}` : ''}`
+              : undefined,
+        });
+      } catch (err) {
+        record({ item, status: undefined, error: (err as Error).message });
+        if (!association.established) {
+          for (const rest of queue.splice(0))
+            record({
+              item: rest,
+              status: undefined,
+              error: 'the association ended before this instance was sent',
+            });
+        }
+      }
+    }
+  };
+  const slots =
+    association.info.maxOpsInvoked === 0 ? window : Math.min(window, association.info.maxOpsInvoked);
+  await Promise.all(Array.from({ length: Math.max(1, slots) }, () => worker()));
+  if (association.established) await dimse.release();
+  return outcomes;
+}
+
+/** The accepted context for an item, and its data set bytes in that context's syntax. */
+async function dataFor(
+  dimse: Dimse,
+  item: StoreItem,
+): Promise<{ context: AcceptedContext; data: Buffer | { length: number; chunks: AsyncIterable<Buffer> } }> {
+  const same = dimse.contextFor(item.sopClassUid, [item.transferSyntaxUid]);
+  if (same) {
+    return {
+      context: same,
+      data: {
+        length: item.datasetLength,
+        chunks: createReadStream(item.path, { start: item.datasetOffset, highWaterMark: 256 * 1024 }),
+      },
+    };
+  }
+  const other = isNativeTransferSyntax(item.transferSyntaxUid)
+    ? dimse.contextFor(item.sopClassUid, [EXPLICIT_LE, IMPLICIT_LE])
+    : undefined;
+  if (!other) {
+    throw new DicomError(
+      'ERR_DIMSE_NO_CONTEXT',
+      `no presentation context accepted for ${item.sopClassUid} in ${item.transferSyntaxUid}`,
+    );
+  }
+  const file = readPart10(await readFile(item.path));
+  return { context: other, data: encodeDataset(file.dataset, other.transferSyntax) };
+}

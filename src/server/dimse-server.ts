@@ -1,0 +1,57 @@
+import { TRANSFER_SYNTAXES } from '../codec/index.ts';
+import { isStorageSopClass } from '../dictionary/index.ts';
+import { Dimse, type Handlers, VERIFICATION_SOP_CLASS } from '../dimse/index.ts';
+import { type Listener, listen, UL_DEFAULTS } from '../ul/index.ts';
+import { folderStore } from './folder-store.ts';
+
+export interface DimseServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly aeTitle: string;
+  /** Accept any called AE title (default: only `aeTitle`). */
+  readonly anyCalledAETitle?: boolean;
+  readonly callingAETitles?: readonly string[];
+  /** Where received instances are written. */
+  readonly storeDir: string;
+  readonly maxPduLength?: number;
+  /** Outstanding operations we accept per association (asynchronous operations window). */
+  readonly maxOpsPerformed?: number;
+}
+
+export interface DimseServer {
+  readonly port: number;
+  close(graceMs?: number): Promise<void>;
+}
+
+const ALL_SYNTAXES = TRANSFER_SYNTAXES.map((t) => t.uid);
+
+/**
+ * The DIMSE side of `tessera serve`: Verification and every Storage SOP Class in every transfer
+ * syntax the codec knows, stored as received (until the archive of issue #4 takes over).
+ */
+export async function startDimseServer(options: DimseServerOptions): Promise<DimseServer> {
+  const handlers: Handlers = {
+    'C-ECHO-RQ': async () => ({ status: 0 }),
+    'C-STORE-RQ': folderStore(options.storeDir),
+  };
+  const listener: Listener = await listen({
+    host: options.host,
+    port: options.port,
+    aeTitle: options.aeTitle,
+    calledAETitles: options.anyCalledAETitle ? 'any' : [options.aeTitle],
+    callingAETitles: options.callingAETitles,
+    maxPduLength: options.maxPduLength ?? UL_DEFAULTS.maxPduLength,
+    implementationClassUid: UL_DEFAULTS.implementationClassUid,
+    implementationVersionName: UL_DEFAULTS.implementationVersionName,
+    maxOpsPerformed: options.maxOpsPerformed ?? 16,
+    maxOpsInvoked: 1,
+    transferSyntaxes: (abstractSyntax) =>
+      abstractSyntax === VERIFICATION_SOP_CLASS || isStorageSopClass(abstractSyntax)
+        ? ALL_SYNTAXES
+        : undefined,
+    onAssociation: (association) => {
+      new Dimse(association, handlers);
+    },
+  });
+  return { port: listener.port, close: (graceMs) => listener.close(graceMs) };
+}
