@@ -18,6 +18,8 @@ interface ScuOptions {
   aec: string;
   maxPdu: string;
   timeout: string;
+  user?: string;
+  password?: string;
 }
 
 function scuOptions(cmd: Command): Command {
@@ -25,7 +27,9 @@ function scuOptions(cmd: Command): Command {
     .option('--aet <title>', 'calling AE title', 'TESSERA')
     .option('--aec <title>', 'called AE title', 'ANY-SCP')
     .option('--max-pdu <bytes>', 'maximum PDU length we receive', '116794')
-    .option('--timeout <seconds>', 'association and connect timeout', '30');
+    .option('--timeout <seconds>', 'association and connect timeout', '30')
+    .option('--user <name>', 'user identity negotiation: username (PS3.7 D.3.3.7)')
+    .option('--password <passcode>', 'user identity negotiation: passcode (with --user)');
 }
 
 function port(text: string): number {
@@ -42,6 +46,16 @@ function common(host: string, p: string, o: ScuOptions) {
     calledAETitle: o.aec,
     maxPduLength: Number(o.maxPdu),
     timeoutMs: Number(o.timeout) * 1000,
+    ...(o.user
+      ? {
+          userIdentity: {
+            type: o.password ? 2 : 1,
+            positiveResponseRequested: false,
+            primaryField: Buffer.from(o.user, 'utf8'),
+            secondaryField: Buffer.from(o.password ?? '', 'utf8'),
+          },
+        }
+      : {}),
   };
 }
 
