@@ -24,6 +24,8 @@ export interface IncomingRequest {
   readonly association: Association;
   /** The data set in the context's transfer syntax, streamed as it arrives (undefined when none). */
   readonly dataset: Readable | undefined;
+  /** Aborted when the requestor sends C-CANCEL-RQ for this message (PS3.7 §9.3.2.3): stop and answer Cancel. */
+  readonly signal: AbortSignal;
 }
 
 /** What a handler answers: a final status (and optionally an Error Comment / Offending Element). */
@@ -72,6 +74,8 @@ export class Dimse {
   private invokeSlots: number;
   private readonly slotWaiters: (() => void)[] = [];
   private closedError: Error | undefined;
+  /** In-flight incoming requests by message ID, for C-CANCEL. */
+  private readonly cancels = new Map<number, AbortController>();
 
   constructor(association: Association, handlers: Handlers = {}) {
     this.association = association;
@@ -165,6 +169,15 @@ export class Dimse {
       this.outstanding.delete(messageId);
       this.releaseSlot();
     }
+  }
+
+  /** C-CANCEL-RQ for an outstanding request (PS3.7 §9.3.2.3); its final response will say Cancel. */
+  async cancel(context: AcceptedContext, messageId: number): Promise<void> {
+    await this.sendMessage(context.id, {
+      type: 'C-CANCEL-RQ',
+      hasDataSet: false,
+      messageIdBeingRespondedTo: messageId,
+    });
   }
 
   async release(): Promise<void> {
@@ -271,6 +284,12 @@ export class Dimse {
       if (statusCategory(status) !== 'pending') waiter.resolve({ command, status });
       return;
     }
+    if (command.type === 'C-CANCEL-RQ') {
+      // C-CANCEL has no response of its own: the cancelled operation answers with status Cancel.
+      const id = command.messageIdBeingRespondedTo;
+      if (id !== undefined) this.cancels.get(id)?.abort();
+      return;
+    }
     const context = this.association.info.contexts.get(contextId);
     let dataset: Readable | undefined;
     if (command.hasDataSet) {
@@ -303,6 +322,8 @@ export class Dimse {
     const rspType = type.replace('-RQ', '-RSP') as CommandName;
     let result: HandlerResult;
     const started = Date.now();
+    const cancel = new AbortController();
+    if (command.messageId !== undefined) this.cancels.set(command.messageId, cancel);
     try {
       const handler = (
         this.handlers as Record<string, ((rq: IncomingRequest) => Promise<HandlerResult>) | undefined>
@@ -310,7 +331,13 @@ export class Dimse {
       if (!context)
         throw new StatusError(STATUS.ProcessingFailure, `no accepted presentation context for the request`);
       if (!handler) throw new StatusError(STATUS.UnrecognizedOperation, `${type} is not supported here`);
-      result = await handler({ command, context, association: this.association, dataset });
+      result = await handler({
+        command,
+        context,
+        association: this.association,
+        dataset,
+        signal: cancel.signal,
+      });
     } catch (err) {
       result =
         err instanceof StatusError
@@ -331,6 +358,7 @@ export class Dimse {
         }
       });
     }
+    if (command.messageId !== undefined) this.cancels.delete(command.messageId);
     requestChannel.publish({
       association: this.association.id,
       type,
