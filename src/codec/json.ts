@@ -177,7 +177,6 @@ export function datasetFromJson(json: unknown, options: FromJsonOptions = {}): D
           if (!isObject(item))
             throw new CodecError('ERR_CODEC_JSON', `an item of ${key} is not an object`, { tag: t });
           const child = new Dataset({ littleEndian: true, parent: ds });
-          child.undefinedLength = true;
           stack.push({ json: item, ds: child });
           return child;
         });
