@@ -69,7 +69,8 @@ export class Dimse {
   private readonly handlers: Handlers;
   private nextMessageId = 1;
   private sending: Promise<void> = Promise.resolve();
-  private incoming: { stream: Readable; done: Promise<void> } | undefined;
+  /** The data set being received; `finish` is called when its last fragment arrived or the association ended. */
+  private incoming: { stream: Readable; finish: () => void } | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private invokeSlots: number;
   private readonly slotWaiters: (() => void)[] = [];
@@ -219,22 +220,27 @@ export class Dimse {
         await this.association.sendPData(pdu);
       }
       if (data === undefined) return;
+      // Every fragment of a message has an even number of bytes (PS3.8 Annex E.1; DCMTK aborts on an
+      // odd one): an odd-length data set (e.g. a deflated one from a file) gets a trailing 0x00.
       if (Buffer.isBuffer(data)) {
-        for (const pdu of fragment(contextId, false, data, max)) await this.association.sendPData(pdu);
+        const even = data.length % 2 === 0 ? data : Buffer.concat([data, Buffer.alloc(1)]);
+        for (const pdu of fragment(contextId, false, even, max)) await this.association.sendPData(pdu);
         return;
       }
       let sent = 0;
       let held: Buffer | undefined;
-      // One chunk of look-ahead, so the last fragment gets the "last" bit.
+      // One chunk of look-ahead, so the last fragment gets the "last" bit; an odd byte at the end of
+      // a chunk waits for the next one.
       for await (const chunk of data.chunks) {
         if (held) {
-          for (const pdu of fragment(contextId, false, held, max, false))
+          const even = held.length - (held.length % 2);
+          for (const pdu of fragment(contextId, false, held.subarray(0, even), max, false))
             await this.association.sendPData(pdu);
-          sent += held.length;
-        }
-        held = chunk;
+          sent += even;
+          held = even === held.length ? chunk : Buffer.concat([held.subarray(even), chunk]);
+        } else held = chunk;
       }
-      const last = held ?? Buffer.alloc(0);
+      let last = held ?? Buffer.alloc(0);
       if (sent + last.length !== data.length) {
         this.association.abort();
         throw new DicomError(
@@ -242,6 +248,7 @@ export class Dimse {
           `the data set source gave ${sent + last.length} bytes, ${data.length} expected`,
         );
       }
+      if (last.length % 2 === 1) last = Buffer.concat([last, Buffer.alloc(1)]);
       for (const pdu of fragment(contextId, false, last, max)) await this.association.sendPData(pdu);
     };
     const next = this.sending.then(run, run);
@@ -277,7 +284,7 @@ export class Dimse {
         );
       if (command.hasDataSet) {
         // Responses with identifiers (C-FIND) are not handled on this path; drain the data.
-        this.incoming = { stream: new Readable({ read() {} }), done: Promise.resolve() };
+        this.incoming = { stream: new Readable({ read() {} }), finish: () => undefined };
         this.incoming.stream.resume();
       }
       const status = command.status ?? STATUS.ProcessingFailure;
@@ -292,23 +299,36 @@ export class Dimse {
     }
     const context = this.association.info.contexts.get(contextId);
     let dataset: Readable | undefined;
+    let received: Promise<void> | undefined;
     if (command.hasDataSet) {
       dataset = new Readable({
         highWaterMark: 1024 * 1024,
         read: () => this.association.resume(),
       });
-      this.incoming = { stream: dataset, done: Promise.resolve() };
+      // onClose destroys the stream with an error when the association ends mid data set. A handler
+      // that reads it (pipeline, for await) still gets that error; this listener only keeps a stream
+      // nobody listens to (a handler that answered before reading) from crashing the process.
+      dataset.on('error', () => undefined);
+      let finish!: () => void;
+      received = new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      this.incoming = { stream: dataset, finish };
     }
-    const handled = this.handle(command, context, dataset).finally(() => this.inFlight.delete(handled));
+    const handled = this.handle(command, context, dataset, received).finally(() =>
+      this.inFlight.delete(handled),
+    );
     this.inFlight.add(handled);
   }
 
   private onData(chunk: Buffer, last: boolean): void {
     const incoming = this.incoming;
     if (!incoming) return;
-    if (!incoming.stream.push(chunk)) this.association.pause();
+    // A stream its handler destroyed (e.g. a failed write) takes nothing more: the rest is dropped.
+    if (!incoming.stream.destroyed && !incoming.stream.push(chunk)) this.association.pause();
     if (last) {
-      incoming.stream.push(null);
+      if (!incoming.stream.destroyed) incoming.stream.push(null);
+      incoming.finish();
       this.incoming = undefined;
     }
   }
@@ -317,6 +337,7 @@ export class Dimse {
     command: Command,
     context: AcceptedContext | undefined,
     dataset: Readable | undefined,
+    received: Promise<void> | undefined,
   ): Promise<void> {
     const type = command.type as CommandName;
     const rspType = type.replace('-RQ', '-RSP') as CommandName;
@@ -347,16 +368,13 @@ export class Dimse {
               errorComment: (err as Error).message.slice(0, 64),
             };
     }
-    // Whatever the handler did, the rest of the data set must be consumed before the next message.
-    if (dataset && !dataset.readableEnded) {
-      dataset.resume();
-      await new Promise<void>((resolve) => {
-        if (dataset.readableEnded) resolve();
-        else {
-          dataset.once('end', resolve);
-          dataset.once('close', resolve);
-        }
-      });
+    // Whatever the handler did, the rest of the data set must be received (and dropped) before the
+    // answer. Not by waiting for the stream's 'end'/'close': a stream destroyed (the association ended,
+    // or the handler's pipeline failed) may have emitted them already, and the wait never ended.
+    if (dataset) {
+      if (dataset.destroyed) this.association.resume();
+      else dataset.resume();
+      await received;
     }
     if (command.messageId !== undefined) this.cancels.delete(command.messageId);
     requestChannel.publish({
@@ -398,6 +416,7 @@ export class Dimse {
       this.incoming.stream.destroy(
         new AssociationAbortedError('the association ended before the data set was complete'),
       );
+      this.incoming.finish();
       this.incoming = undefined;
     }
     for (const w of this.slotWaiters.splice(0)) w();

@@ -16,6 +16,8 @@ export interface DimseServerOptions {
   readonly maxPduLength?: number;
   /** Outstanding operations we accept per association (asynchronous operations window). */
   readonly maxOpsPerformed?: number;
+  /** ARTIM timeout (PS3.8 §9.1.5): how long a silent or aborted connection is kept. */
+  readonly artimMs?: number;
 }
 
 export interface DimseServer {
@@ -44,6 +46,7 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
     implementationClassUid: UL_DEFAULTS.implementationClassUid,
     implementationVersionName: UL_DEFAULTS.implementationVersionName,
     maxOpsPerformed: options.maxOpsPerformed ?? 16,
+    ...(options.artimMs === undefined ? {} : { artimMs: options.artimMs }),
     maxOpsInvoked: 1,
     transferSyntaxes: (abstractSyntax) =>
       abstractSyntax === VERIFICATION_SOP_CLASS || isStorageSopClass(abstractSyntax)

@@ -330,13 +330,15 @@ export function fragment(
 ): Generator<Buffer> {
   u8(contextId, 'presentation context ID');
   integer(maxPduLength, 0xffffffff, 'maximum PDU length');
-  if (maxPduLength !== 0 && maxPduLength < 7) {
-    throw unencodable(`a maximum PDU length of ${maxPduLength} leaves no room for a fragment byte`);
+  if (maxPduLength !== 0 && maxPduLength < 8) {
+    throw unencodable(`a maximum PDU length of ${maxPduLength} leaves no room for an even fragment`);
   }
+  // Even-sized fragments: PS3.8 Annex E.1 forbids odd fragments but the last, and a peer may
+  // advertise an odd maximum.
   const room =
-    maxPduLength === 0
+    (maxPduLength === 0
       ? PDU_DEFAULTS.maxFragmentLength
-      : Math.min(maxPduLength - 6, PDU_DEFAULTS.maxFragmentLength);
+      : Math.min(maxPduLength - 6, PDU_DEFAULTS.maxFragmentLength)) & ~1;
   return fragments(contextId, command, bytes, room, last);
 }
 

@@ -987,9 +987,15 @@ test('fragment: unlimited maximum, the smallest maximum, an empty part, a comman
   assert.equal(capped.length, 3);
   assert.deepEqual(checkFragments(capped, 1, false, 0), big);
 
-  const tiny = [...fragment(3, true, Buffer.from('abc'), 7)];
+  // The smallest maximum leaves room for 2 bytes per fragment: fragments stay even (PS3.8 E.1).
+  const tiny = [...fragment(3, true, Buffer.from('abcde'), 9)];
   assert.equal(tiny.length, 3);
-  assert.deepEqual(checkFragments(tiny, 3, true, 7), Buffer.from('abc'));
+  assert.deepEqual(
+    tiny.map((p) => p.length - 12),
+    [2, 2, 1],
+  );
+  assert.deepEqual(checkFragments(tiny, 3, true, 9), Buffer.from('abcde'));
+  assert.throws(() => fragment(3, true, Buffer.from('abc'), 7), { code: 'ERR_UL_PDU_UNENCODABLE' });
 
   const empty = [...fragment(7, false, Buffer.alloc(0), 16384)];
   assert.equal(empty.length, 1);
@@ -1030,8 +1036,11 @@ test('fragment: arguments are checked at the call', () => {
 
 test('property: fragment and reassembly give the bytes back for any size and maximum', () => {
   fc.assert(
-    fc.property(bufferArb(5000), fc.integer({ min: 7, max: 3000 }), fc.boolean(), (data, max, command) => {
-      assert.deepEqual(checkFragments([...fragment(9, command, data, max)], 9, command, max), data);
+    fc.property(bufferArb(5000), fc.integer({ min: 8, max: 3000 }), fc.boolean(), (data, max, command) => {
+      const pdus = [...fragment(9, command, data, max)];
+      assert.deepEqual(checkFragments(pdus, 9, command, max), data);
+      // Every fragment but the last has an even length (PS3.8 E.1).
+      for (const p of pdus.slice(0, -1)) assert.equal((p.length - 12) % 2, 0);
     }),
     { numRuns: 200 },
   );
