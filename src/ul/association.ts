@@ -15,6 +15,7 @@ import {
   type AAssociateAc,
   type AAssociateRj,
   type AAssociateRq,
+  abortReasonText,
   DICOM_APPLICATION_CONTEXT,
   encodePdu,
   type Pdu,
@@ -131,6 +132,8 @@ export class Association {
   private readonly reader: PduReader;
   private artim: NodeJS.Timeout | undefined;
   private readonly artimMs: number;
+  /** The largest P-DATA-TF PDU-length we take: our Maximum Length plus headroom (0 = unlimited). */
+  private readonly maxPDataLength: number;
   private user: AssociationUser | undefined;
   private outgoing: Pdu | undefined;
   private received: Pdu | undefined;
@@ -153,9 +156,16 @@ export class Association {
     this.role = role;
     this.socket = socket;
     this.artimMs = options.artimMs;
-    // Accept PDUs up to our advertised maximum plus headroom for the PDV headers of one PDU.
+    this.maxPDataLength = options.maxPduLength === 0 ? 0 : options.maxPduLength + 1024;
+    // Accept PDUs up to our advertised maximum plus headroom for the PDV headers of one PDU. The Maximum
+    // Length Sub-Item limits P-DATA-TF PDUs only (PS3.8 D.1): an A-ASSOCIATE-RQ/AC (up to 128 presentation
+    // contexts, role items, a user identity of up to 2 x 64 KiB) may be larger, hence the floor; a
+    // P-DATA-TF between our maximum and the floor is refused in onPdu.
     this.reader = new PduReader({
-      maxPduLength: options.maxPduLength === 0 ? 64 * 1024 * 1024 : options.maxPduLength + 1024,
+      maxPduLength:
+        options.maxPduLength === 0
+          ? 64 * 1024 * 1024
+          : Math.max(options.maxPduLength + 1024, ASSOCIATE_PDU_LIMIT),
     });
     this.closedPromise = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -244,6 +254,13 @@ export class Association {
   abort(): void {
     if (this.state === 'Sta1' || this.state === 'Sta13') return;
     this.closedError ??= new AssociationAbortedError('aborted by the local user');
+    if (this.state === 'Sta2') {
+      // No A-ASSOCIATE-RQ yet, so no association to abort (Table 9-10 has no Evt15 cell in Sta2): close the
+      // transport connection, as AA-2 does when ARTIM expires there.
+      this.stopArtim();
+      this.socket.destroy();
+      return;
+    }
     this.fire('Evt15');
   }
 
@@ -251,12 +268,15 @@ export class Association {
 
   /** Opens a connection and negotiates an association as requestor (PS3.8 §7.1). */
   static async request(options: RequestOptions): Promise<Association> {
+    // Build and encode the A-ASSOCIATE-RQ before connecting: a request we cannot send fails here, not in
+    // the socket's 'connect' handler (an uncaught exception) after a connection was opened and leaked.
+    const rq = buildRequest(options);
+    encodePdu(rq);
     const socket = connect({ host: options.host, port: options.port, noDelay: true });
     const a = new Association('requestor', socket, {
       maxPduLength: options.maxPduLength ?? UL_DEFAULTS.maxPduLength,
       artimMs: options.artimMs ?? UL_DEFAULTS.artimMs,
     });
-    const rq = buildRequest(options);
     a.outgoing = rq;
     a.lastRequest = rq;
     const established = new Promise<void>((resolve, reject) => {
@@ -324,6 +344,16 @@ export class Association {
   }
 
   private onPdu(pdu: Pdu): void {
+    if (pdu.type === 'P-DATA-TF' && this.maxPDataLength !== 0) {
+      let length = 0;
+      for (const pdv of pdu.pdvs) length += 6 + pdv.data.length;
+      if (length > this.maxPDataLength)
+        throw new ProtocolError(
+          'ERR_UL_PDU_TOO_LARGE',
+          `P-DATA-TF PDU-length ${length} is over the limit of ${this.maxPDataLength} bytes`,
+          6,
+        );
+    }
     if (pdu.type !== 'P-DATA-TF')
       pduChannel.publish({ association: this.id, direction: 'in', type: pdu.type });
     this.received = pdu;
@@ -375,6 +405,9 @@ export class Association {
 
   private fire(event: Event): void {
     const acceptable = event === 'Evt6' ? ((this.received as AAssociateRq).protocolVersion & 1) === 1 : true;
+    // AE-6, not acceptable: the provider answers A-ASSOCIATE-RJ itself, rejected-permanent by the
+    // service-provider (ACSE related function), protocol-version-not-supported (PS3.8 Table 9-21).
+    if (!acceptable) this.outgoing = { type: 'A-ASSOCIATE-RJ', result: 1, source: 2, reason: 2 };
     const result = step(this.state, event, {
       acceptable,
       isRequestor: this.role === 'requestor',
@@ -390,9 +423,18 @@ export class Association {
       case 'connect':
         return;
       case 'send':
-        if (effect.pdu === 'A-ABORT')
-          this.write({ type: 'A-ABORT', source: effect.source, reason: effect.reason });
-        else this.send(effect.pdu, event);
+        if (effect.pdu === 'A-ABORT') {
+          // AA-1 says service-user source, written for the user's A-ABORT request (Evt15). In Sta2 it also
+          // answers a PDU of the peer before any association exists: no user asked for that abort, so it
+          // goes out as the provider's, with the reason PS3.8 Table 9-26 gives (1 unrecognized-PDU,
+          // 2 unexpected-PDU, 6 invalid-PDU-parameter value...), which are significant only for source 2.
+          const byProvider = effect.source === 0 && event !== 'Evt15';
+          this.write({
+            type: 'A-ABORT',
+            source: byProvider ? 2 : effect.source,
+            reason: byProvider ? (this.abortReason ?? (event === 'Evt19' ? 0 : 2)) : effect.reason,
+          });
+        } else this.send(effect.pdu, event);
         return;
       case 'connect-response':
         return; // node:net already accepted the connection
@@ -400,6 +442,11 @@ export class Association {
         this.stopArtim();
         this.artim = setTimeout(() => {
           this.artim = undefined;
+          if (this.state === 'Sta2')
+            this.closedError ??= new TimeoutError(
+              'ARTIM',
+              `no A-ASSOCIATE-RQ within ${this.artimMs} ms of the connection (ARTIM)`,
+            );
           if (this.state !== 'Sta1') this.fire('Evt18');
         }, this.artimMs);
         this.artim.unref();
@@ -414,7 +461,7 @@ export class Association {
         setTimeout(() => this.socket.destroy(), 1000).unref();
         return;
       case 'indicate':
-        this.indicate(effect.primitive);
+        this.indicate(effect.primitive, event);
         return;
     }
   }
@@ -435,10 +482,10 @@ export class Association {
     if (!this.socket.destroyed) this.socket.write(encodePdu(pdu));
   }
 
-  private indicate(primitive: string): void {
+  private indicate(primitive: string, event: Event): void {
     switch (primitive) {
       case 'A-ASSOCIATE indication':
-        void this.negotiate();
+        this.negotiate().catch((err: unknown) => this.localFailure(err));
         return;
       case 'A-ASSOCIATE confirmation (accept)': {
         const rq = this.lastRequest!;
@@ -472,10 +519,13 @@ export class Association {
       case 'A-RELEASE confirmation':
         this.releaseWaiter?.resolve();
         this.releaseWaiter = undefined;
+        // PS3.8 9.2.3, release collision on the acceptor side: AR-10 leaves it in Sta12, from which its
+        // A-RELEASE response (Evt14, AR-4) sends the A-RELEASE-RP the requestor waits for in Sta11.
+        if (this.state === 'Sta12') this.answerLater('Sta12');
         return;
       case 'A-RELEASE indication (collision)':
         // PS3.8 9.2.3: on a release collision the requestor answers first (AR-9 from Sta9), the acceptor waits.
-        if (this.role === 'requestor') setImmediate(() => this.fire('Evt14'));
+        if (this.role === 'requestor') this.answerLater('Sta9');
         return;
       case 'A-ABORT indication': {
         const ab = this.received as AAbort;
@@ -484,11 +534,16 @@ export class Association {
         );
         return;
       }
-      case 'A-P-ABORT indication':
+      case 'A-P-ABORT indication': {
+        // AA-3 with a service-provider source: the peer's provider aborted, and its reason says why.
+        const ab = event === 'Evt16' ? (this.received as AAbort) : undefined;
         this.closedError ??= new AssociationAbortedError(
-          'the connection was closed or aborted by the service provider',
+          ab
+            ? `aborted by the peer's service provider (source ${ab.source}, reason ${ab.reason}: ${abortReasonText(ab.source, ab.reason)})`
+            : 'the connection was closed or aborted by the service provider',
         );
         return;
+      }
       default:
         return;
     }
@@ -534,11 +589,40 @@ export class Association {
     this.onAccepted?.(this);
   }
 
+  /** The A-RELEASE response (Evt14) on the next turn, if the association is still where it waits for it. */
+  private answerLater(waiting: State): void {
+    setImmediate(() => {
+      if (this.state === waiting) this.fire('Evt14');
+    });
+  }
+
   private async answerRelease(): Promise<void> {
     try {
       await this.user?.onReleaseRequested?.();
-    } finally {
-      if (this.state === 'Sta8') this.fire('Evt14');
+    } catch (err) {
+      // PS3.8 §7.2: the A-RELEASE response is always affirmative; the user's failure is published, not thrown
+      // (an unhandled rejection would end the process).
+      associationChannel.publish({
+        association: this.id,
+        event: 'release-error',
+        error: (err as Error).message,
+      });
+    }
+    if (this.state === 'Sta8') this.fire('Evt14');
+  }
+
+  /**
+   * A failure on our side while establishing (the AC cannot be encoded, the user's onAccepted throws): this
+   * association alone is aborted, as the local user's A-ABORT (PS3.8 §7.3), instead of an unhandled rejection.
+   */
+  private localFailure(err: unknown): void {
+    this.closedError ??= new AssociationAbortedError(`local failure: ${(err as Error).message}`, {
+      cause: err,
+    });
+    try {
+      this.abort();
+    } catch {
+      this.socket.destroy();
     }
   }
 
@@ -568,6 +652,9 @@ export class Association {
     void this.closeSeen;
   }
 }
+
+/** The least we accept for any PDU: room for the largest A-ASSOCIATE-RQ/AC we expect (PS3.8 D.1). */
+const ASSOCIATE_PDU_LIMIT = 256 * 1024;
 
 export interface ProposedContext {
   readonly abstractSyntax: string;

@@ -194,14 +194,16 @@ export function acceptedByPeer(
       rejected.push({ id: answer.id, abstractSyntax: pc.abstractSyntax, result: answer.result });
       continue;
     }
-    // PS3.7 D.3.3.4: without a role selection answer, the requestor is SCU only.
-    const role = asked.has(pc.abstractSyntax) ? roles.get(pc.abstractSyntax) : undefined;
+    // PS3.7 D.3.3.4: without a role selection answer, the requestor is SCU only; "the Association-requestor
+    // shall ignore the response if it has not proposed the role", so a role is ours only if asked and granted.
+    const proposal = asked.get(pc.abstractSyntax);
+    const role = proposal ? roles.get(pc.abstractSyntax) : undefined;
     contexts.push({
       id: answer.id,
       abstractSyntax: pc.abstractSyntax,
       transferSyntax: answer.transferSyntax,
-      requestorIsScu: role ? role.scu : true,
-      requestorIsScp: role ? role.scp : false,
+      requestorIsScu: proposal && role ? proposal.scu && role.scu : true,
+      requestorIsScp: proposal && role ? proposal.scp && role.scp : false,
     });
   }
   return { contexts, rejected };
