@@ -2,7 +2,7 @@ import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import {
   Dimse,
-  describeFile,
+  describeFiles,
   formatStatus,
   listFiles,
   type StoreItem,
@@ -109,15 +109,10 @@ export function registerNetworkCommands(program: Command, fail: (err: unknown) =
       ) => {
         try {
           const files = await listFiles(paths);
-          const items: StoreItem[] = [];
+          const { items, skipped } = await describeFiles(files);
+          // Files that are not DICOM instances are reported and skipped, not counted as failures.
+          for (const s of skipped) process.stderr.write(`${s.path}: skipped, ${s.reason}\n`);
           const failures: string[] = [];
-          for (const path of files) {
-            try {
-              items.push(await describeFile(path));
-            } catch (err) {
-              failures.push(`${path}: skipped, ${(err as Error).message}`);
-            }
-          }
           const totalBytes = items.reduce((n, i) => n + i.datasetLength, 0);
           const tty = process.stderr.isTTY === true;
           const bar = tty
@@ -155,7 +150,7 @@ export function registerNetworkCommands(program: Command, fail: (err: unknown) =
           ).length;
           for (const line of failures) process.stderr.write(`${line}\n`);
           process.stdout.write(
-            `C-STORE ${host}:${p}: ${outcomes.length - failed} of ${files.length} sent (${warnings} with warnings, ${failures.length} failed) ` +
+            `C-STORE ${host}:${p}: ${outcomes.length - failed} of ${items.length} sent (${warnings} with warnings, ${failures.length} failed, ${skipped.length} not DICOM) ` +
               `in ${seconds.toFixed(2)} s: ${(outcomes.length / seconds).toFixed(1)} inst/s, ${(totalBytes / 1e6 / seconds).toFixed(1)} MB/s\n`,
           );
           if (failures.length > 0) process.exit(1);

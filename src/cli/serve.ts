@@ -14,6 +14,10 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
     .option('--host <address>', 'address to listen on (loopback unless you open it up)', '127.0.0.1')
     .option('--any-called-ae', 'accept associations whatever called AE title they use')
     .option('--max-pdu <bytes>', 'maximum PDU length we receive', '116794')
+    .option(
+      '--no-fsync',
+      'answer C-STORE before the instance is flushed to disk (as storescp does; not durable)',
+    )
     .action(
       async (o: {
         dataDir: string;

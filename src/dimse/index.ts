@@ -28,6 +28,7 @@ export {
 } from './status.ts';
 export {
   describeFile,
+  describeFiles,
   listFiles,
   proposeContexts,
   type StoreItem,

@@ -60,6 +60,36 @@ export async function describeFile(path: string): Promise<StoreItem> {
 }
 
 /**
+ * Describes many files, reading `concurrency` headers at a time; results keep the input order.
+ * Files that are not DICOM instances come back in `skipped` with the reason.
+ */
+export async function describeFiles(
+  paths: readonly string[],
+  concurrency = 16,
+): Promise<{ items: StoreItem[]; skipped: { path: string; reason: string }[] }> {
+  const results: (StoreItem | { path: string; reason: string })[] = new Array(paths.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < paths.length; i = next++) {
+      const path = paths[i]!;
+      try {
+        results[i] = await describeFile(path);
+      } catch (err) {
+        results[i] = { path, reason: (err as Error).message };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, paths.length) }, () => worker()));
+  const items: StoreItem[] = [];
+  const skipped: { path: string; reason: string }[] = [];
+  for (const r of results) {
+    if ('reason' in r) skipped.push(r);
+    else items.push(r);
+  }
+  return { items, skipped };
+}
+
+/**
  * Presentation contexts for a set of files (PS3.7 Annex D, as storescu proposes them): for each SOP
  * class and stored syntax, one context offering that syntax, plus explicit and implicit VR little
  * endian for native data (which the codec converts to). At most 128 (PS3.8 §9.3.2.2).
@@ -162,6 +192,12 @@ async function storeShare(items: readonly StoreItem[], options: StoreOptions): P
   return outcomes;
 }
 
+function readSize(peerMaxPduLength: number): number {
+  if (peerMaxPduLength === 0 || peerMaxPduLength > 1024 * 1024) return 1024 * 1024;
+  const payload = (peerMaxPduLength - 6) & ~1;
+  return payload * Math.max(1, Math.floor((512 * 1024) / payload));
+}
+
 /** The accepted context for an item, and its data set bytes in that context's syntax. */
 async function dataFor(
   dimse: Dimse,
@@ -173,7 +209,11 @@ async function dataFor(
       context: same,
       data: {
         length: item.datasetLength,
-        chunks: createReadStream(item.path, { start: item.datasetOffset, highWaterMark: 256 * 1024 }),
+        // Reads sized to whole PDVs of the peer's maximum, so no read ends in a short PDU.
+        chunks: createReadStream(item.path, {
+          start: item.datasetOffset,
+          highWaterMark: readSize(dimse.association.info.peerMaxPduLength),
+        }),
       },
     };
   }

@@ -16,6 +16,8 @@ export interface DimseServerOptions {
   readonly maxPduLength?: number;
   /** Outstanding operations we accept per association (asynchronous operations window). */
   readonly maxOpsPerformed?: number;
+  /** fsync each instance before answering success (default true; storescp does not). */
+  readonly fsync?: boolean;
   /** ARTIM timeout (PS3.8 §9.1.5): how long a silent or aborted connection is kept. */
   readonly artimMs?: number;
 }
@@ -34,7 +36,7 @@ const ALL_SYNTAXES = TRANSFER_SYNTAXES.map((t) => t.uid);
 export async function startDimseServer(options: DimseServerOptions): Promise<DimseServer> {
   const handlers: Handlers = {
     'C-ECHO-RQ': async () => ({ status: 0 }),
-    'C-STORE-RQ': folderStore(options.storeDir),
+    'C-STORE-RQ': folderStore(options.storeDir, { fsync: options.fsync !== false }),
   };
   const listener: Listener = await listen({
     host: options.host,
