@@ -5,7 +5,7 @@ import { part10Header } from '../codec/index.ts';
 import { isValidUid } from '../core/index.ts';
 import { type HandlerResult, type IncomingRequest, STATUS, StatusError } from '../dimse/index.ts';
 
-const WRITE_BATCH = 1024 * 1024;
+const MAX_WRITES_IN_FLIGHT = 16;
 
 /**
  * A C-STORE handler that writes each instance as a Part 10 file in a folder, as DCMTK's storescp
@@ -30,35 +30,39 @@ export function folderStore(
     const temp = join(dir, `.incoming-${randomBytes(8).toString('hex')}`);
     const final = join(dir, `${sopInstanceUid}.dcm`);
     let fh: FileHandle | undefined;
+    const writes = new Set<Promise<unknown>>();
     try {
       fh = await open(temp, 'w');
-      // Chunks are gathered and written a megabyte at a time (one writev), so a 0.5 MB instance costs
-      // a handful of file system calls rather than one per PDU.
-      let pending: Buffer[] = [
+      const handle = fh;
+      // Positioned writes are issued as chunks arrive, without waiting for each other: the disk work
+      // overlaps the network transfer (a bounded number in flight for backpressure).
+      let position = 0;
+      const write = async (chunk: Buffer): Promise<void> => {
+        const at = position;
+        position += chunk.length;
+        const p = handle.write(chunk, 0, chunk.length, at);
+        writes.add(p);
+        void p.finally(() => writes.delete(p)).catch(() => undefined);
+        if (writes.size >= MAX_WRITES_IN_FLIGHT) await Promise.race(writes);
+      };
+      await write(
         part10Header({
           sopClassUid,
           sopInstanceUid,
           transferSyntaxUid: context.transferSyntax,
           sourceAETitle: association.info.callingAETitle,
         }),
-      ];
-      let pendingBytes = pending[0]!.length;
-      for await (const chunk of dataset) {
-        pending.push(chunk as Buffer);
-        pendingBytes += (chunk as Buffer).length;
-        if (pendingBytes >= WRITE_BATCH) {
-          await fh.writev(pending);
-          pending = [];
-          pendingBytes = 0;
-        }
-      }
-      if (pending.length) await fh.writev(pending);
-      if (options.fsync !== false) await fh.sync();
-      await fh.close();
-      fh = undefined;
+      );
+      for await (const chunk of dataset) await write(chunk as Buffer);
+      await Promise.all(writes);
+      if (options.fsync !== false) await handle.sync();
       await rename(temp, final);
+      // The name is published and durable; closing the handle need not delay the answer.
+      void handle.close().catch(() => undefined);
+      fh = undefined;
       return { status: STATUS.Success };
     } catch (err) {
+      await Promise.allSettled(writes);
       await fh?.close().catch(() => undefined);
       await rm(temp, { force: true });
       if (err instanceof StatusError) throw err;
