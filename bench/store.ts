@@ -88,15 +88,10 @@ interface Args {
   rounds: number;
   parallel: number;
   keepReceived: boolean;
-  /** Run `tessera serve --no-fsync`: answer before the instance is flushed, as storescp does. */
-  noFsync: boolean;
 }
 
-/** Extra `tessera serve` flags for this run (set from the arguments). */
-let serveExtra: string[] = [];
-
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { files: 1000, rounds: 3, parallel: 4, keepReceived: false, noFsync: false };
+  const args: Args = { files: 1000, rounds: 3, parallel: 4, keepReceived: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inline] = a.includes('=') ? (a.split('=', 2) as [string, string]) : [a, undefined];
@@ -121,13 +116,11 @@ function parseArgs(argv: readonly string[]): Args {
       case '--keep-received':
         args.keepReceived = true;
         break;
-      case '--no-fsync':
-        args.noFsync = true;
-        break;
+
       case '--help':
       case '-h':
         console.log(
-          'usage: tsx bench/store.ts [--files N=1000] [--rounds R=3] [--parallel P=4] [--keep-received] [--no-fsync]',
+          'usage: tsx bench/store.ts [--files N=1000] [--rounds R=3] [--parallel P=4] [--keep-received]',
         );
         process.exit(0);
         break;
@@ -795,7 +788,6 @@ function startServer(kind: ScpKind, dir: string, port: number): Proc {
         '--host',
         HOST,
         '--any-called-ae',
-        ...serveExtra,
       ],
       { group: true },
     );
@@ -992,7 +984,7 @@ function dcmtkVersion(): string {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  if (args.noFsync) serveExtra = ['--no-fsync'];
+
   const started = performance.now();
   for (const tool of ['storescu', 'storescp']) {
     if (spawnSync(tool, ['--version']).status !== 0)

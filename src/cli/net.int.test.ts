@@ -164,7 +164,7 @@ describe('tessera echo/store against DCMTK storescp', () => {
       assertRanOk(r, 'tessera store');
       assert.match(
         r.stdout,
-        new RegExp(`: ${files.length} of ${files.length} sent \\(0 with warnings, 0 failed\\)`),
+        new RegExp(`: ${files.length} of ${files.length} sent \\(0 with warnings, 0 failed, 0 not DICOM\\)`),
       );
       for (const f of files) await assertSameDataset(scp.dir, f);
     } finally {
@@ -238,7 +238,7 @@ describe('tessera echo/store against DCMTK storescp', () => {
       assert.ok(lines[0]!.startsWith(`${UNKNOWN_SOP_CLASS}: `), lines[0]);
       assert.match(lines[0]!, /no presentation context accepted for 1\.2\.276\.0\.19\.55\.1\.5\.1\.1\.1/);
       assert.doesNotMatch(r.stderr, /^ {4}at /m, 'stack trace on stderr');
-      assert.match(r.stdout, /: 2 of 3 sent \(0 with warnings, 1 failed\)/);
+      assert.match(r.stdout, /: 2 of 3 sent \(0 with warnings, 1 failed, 0 not DICOM\)/);
       await assertSameDataset(scp.dir, RED_TRIANGLE);
       await assertSameDataset(scp.dir, LENA);
       const uid = (await describeFile(UNKNOWN_SOP_CLASS)).sopInstanceUid;

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeDataset, isNativeTransferSyntax, readPart10, readPart10File } from '../codec/index.ts';
 import { DicomError } from '../core/index.ts';
@@ -158,14 +158,22 @@ async function storeShare(items: readonly StoreItem[], options: StoreOptions): P
   const dimse = new Dimse(association);
   const queue = [...items];
   const worker = async (): Promise<void> => {
-    for (let item = queue.shift(); item; item = queue.shift()) {
+    // The next instance is read from disk while the current one is on the wire (one ahead per worker).
+    let item = queue.shift();
+    let loading = item ? load(dimse, item) : undefined;
+    while (item) {
+      const current = item;
+      const ready = loading!;
+      item = queue.shift();
+      loading = item ? load(dimse, item) : undefined;
+      // A rejected prefetch is handled when its turn comes, not as an unhandled rejection now.
+      loading?.catch(() => undefined);
       try {
-        const { context, data } = await dataFor(dimse, item);
-        options.onBytes?.(0);
-        const rsp = await dimse.store(context, item, data);
-        options.onBytes?.(item.datasetLength);
+        const { context, data } = await ready;
+        const rsp = await dimse.store(context, current, data);
+        options.onBytes?.(current.datasetLength);
         record({
-          item,
+          item: current,
           status: rsp.status,
           error:
             statusCategory(rsp.status) === 'failure'
@@ -173,8 +181,10 @@ async function storeShare(items: readonly StoreItem[], options: StoreOptions): P
               : undefined,
         });
       } catch (err) {
-        record({ item, status: undefined, error: (err as Error).message });
+        record({ item: current, status: undefined, error: (err as Error).message });
         if (!association.established) {
+          if (item) queue.unshift(item);
+          item = undefined;
           for (const rest of queue.splice(0))
             record({
               item: rest,
@@ -192,19 +202,19 @@ async function storeShare(items: readonly StoreItem[], options: StoreOptions): P
   return outcomes;
 }
 
-function readSize(peerMaxPduLength: number): number {
-  if (peerMaxPduLength === 0 || peerMaxPduLength > 1024 * 1024) return 1024 * 1024;
-  const payload = (peerMaxPduLength - 6) & ~1;
-  return payload * Math.max(1, Math.floor((512 * 1024) / payload));
-}
+/** Instances up to this size are read whole (one read, prefetched); larger ones stream from disk. */
+const PREFETCH_LIMIT = 8 * 1024 * 1024;
 
-/** The accepted context for an item, and its data set bytes in that context's syntax. */
-async function dataFor(
-  dimse: Dimse,
-  item: StoreItem,
-): Promise<{ context: AcceptedContext; data: Buffer | { length: number; chunks: AsyncIterable<Buffer> } }> {
+type Data = Buffer | { length: number; chunks: AsyncIterable<Buffer> };
+
+/**
+ * The accepted context for an item, and its data set bytes in that context's syntax: read whole when
+ * small, streamed from disk when large, converted in memory when only another native syntax was
+ * accepted.
+ */
+async function load(dimse: Dimse, item: StoreItem): Promise<{ context: AcceptedContext; data: Data }> {
   const same = dimse.contextFor(item.sopClassUid, [item.transferSyntaxUid]);
-  if (same) {
+  if (same && item.datasetLength > PREFETCH_LIMIT) {
     return {
       context: same,
       data: {
@@ -217,6 +227,22 @@ async function dataFor(
       },
     };
   }
+  if (same) {
+    const fh = await open(item.path, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(item.datasetLength);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, item.datasetOffset);
+      if (bytesRead !== buf.length) {
+        throw new DicomError(
+          'ERR_DIMSE_SHORT_DATA',
+          `${item.path} changed while being sent: ${bytesRead} of ${buf.length} bytes`,
+        );
+      }
+      return { context: same, data: buf };
+    } finally {
+      await fh.close();
+    }
+  }
   const other = isNativeTransferSyntax(item.transferSyntaxUid)
     ? dimse.contextFor(item.sopClassUid, [EXPLICIT_LE, IMPLICIT_LE])
     : undefined;
@@ -228,4 +254,10 @@ async function dataFor(
   }
   const file = readPart10(await readFile(item.path));
   return { context: other, data: encodeDataset(file.dataset, other.transferSyntax) };
+}
+
+function readSize(peerMaxPduLength: number): number {
+  if (peerMaxPduLength === 0 || peerMaxPduLength > 1024 * 1024) return 1024 * 1024;
+  const payload = (peerMaxPduLength - 6) & ~1;
+  return payload * Math.max(1, Math.floor((512 * 1024) / payload));
 }

@@ -11,8 +11,10 @@ export interface DimseServerOptions {
   /** Accept any called AE title (default: only `aeTitle`). */
   readonly anyCalledAETitle?: boolean;
   readonly callingAETitles?: readonly string[];
-  /** Where received instances are written. */
-  readonly storeDir: string;
+  /** Where received instances are written as files (without an index), when no `store` handler is given. */
+  readonly storeDir?: string;
+  /** The C-STORE handler (the archive's); defaults to files in `storeDir`. */
+  readonly store?: Handlers['C-STORE-RQ'];
   readonly maxPduLength?: number;
   /** Outstanding operations we accept per association (asynchronous operations window). */
   readonly maxOpsPerformed?: number;
@@ -36,7 +38,8 @@ const ALL_SYNTAXES = TRANSFER_SYNTAXES.map((t) => t.uid);
 export async function startDimseServer(options: DimseServerOptions): Promise<DimseServer> {
   const handlers: Handlers = {
     'C-ECHO-RQ': async () => ({ status: 0 }),
-    'C-STORE-RQ': folderStore(options.storeDir, { fsync: options.fsync !== false }),
+    'C-STORE-RQ':
+      options.store ?? folderStore(options.storeDir ?? 'incoming', { fsync: options.fsync !== false }),
   };
   const listener: Listener = await listen({
     host: options.host,

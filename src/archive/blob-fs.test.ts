@@ -1,0 +1,347 @@
+/**
+ * FsBlobStore on real folders (and blob keys): write / commit / read / ranges / delete, temps,
+ * refused keys, disk full (a stubbed FileHandle, and a real 256 KiB tmpfs in a private mount
+ * namespace when `unshare` allows one).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { after, before, describe, mock, test } from 'node:test';
+import { assertBlobKey, FsBlobStore } from './blob-fs.ts';
+import { BLOB_KEY_PATTERN, blobKeyFor, isInstanceBlobKey } from './keys.ts';
+
+let root: string;
+let n = 0;
+function freshStore(): FsBlobStore {
+  return new FsBlobStore(join(root, `store-${++n}`));
+}
+
+async function collect(stream: NodeJS.ReadableStream | Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+async function put(store: FsBlobStore, key: string, data: Buffer): Promise<void> {
+  const w = await store.create();
+  await w.write(data);
+  await w.commit(key);
+}
+
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'tessera-blobs-'));
+});
+after(() => rm(root, { recursive: true, force: true }));
+
+describe('blob keys', () => {
+  test('ab/cd/<sha256 of the UID>, never the UID itself; a content suffix', () => {
+    const uid = '1.2.840.113619.2.55.3.604688119.969.1268071029.320';
+    const key = blobKeyFor(uid);
+    const h = sha(uid);
+    assert.equal(key, `${h.slice(0, 2)}/${h.slice(2, 4)}/${h}`);
+    assert.ok(!key.includes(uid));
+    assert.match(key, BLOB_KEY_PATTERN);
+    const versioned = blobKeyFor(uid, sha('bytes'));
+    assert.equal(versioned, `${key}.${sha('bytes').slice(0, 16)}`);
+    assert.ok(isInstanceBlobKey(versioned));
+    assert.doesNotThrow(() => assertBlobKey(versioned));
+    assert.ok(!isInstanceBlobKey(`${key.slice(0, 3)}ff${key.slice(5)}`), 'folders must match the hash');
+  });
+
+  test('invalid UIDs are refused with ERR_ARCHIVE_BAD_UID', () => {
+    for (const bad of ['', '1.02.3', 'abc', '../1.2', '1..2', '1.2.', `1.${'2'.repeat(63)}`, '1.2\u0000']) {
+      assert.throws(() => blobKeyFor(bad), { code: 'ERR_ARCHIVE_BAD_UID' }, bad);
+    }
+    assert.throws(() => blobKeyFor('1.2', 'XYZ'), { code: 'ERR_ARCHIVE_BAD_KEY' });
+  });
+});
+
+describe('FsBlobStore', () => {
+  test('write, commit, read, range reads, size, exists, delete', async () => {
+    const store = freshStore();
+    const data = randomBytes(700_000);
+    const key = blobKeyFor('1.2.3.4', sha(data));
+    const w = await store.create();
+    assert.ok(w.tempPath?.startsWith(store.tmpDir));
+    // Small chunks (gathered), a large one (written as is), and writes queued without awaiting.
+    await w.write(data.subarray(0, 100));
+    await w.write(data.subarray(100, 20_000));
+    await w.write(data.subarray(20_000, 400_000));
+    const queued = [w.write(data.subarray(400_000, 400_001)), w.write(data.subarray(400_001, 700_000))];
+    await Promise.all(queued);
+    assert.equal(w.size, data.length);
+    assert.equal(await store.exists(key), false, 'invisible before commit');
+    await w.commit(key);
+    await w.abort(); // a no-op after commit
+    assert.equal(await store.size(key), data.length);
+    assert.equal(await store.exists(key), true);
+    assert.deepEqual(readFileSync(join(store.blobsDir, key)), data);
+    assert.deepEqual(await collect(store.read(key)), data);
+    assert.deepEqual(
+      await collect(store.read(key, { start: 123_456, end: 654_321 })),
+      data.subarray(123_456, 654_321),
+    );
+    assert.deepEqual(await collect(store.read(key, { start: 0, end: 1 })), data.subarray(0, 1));
+    assert.deepEqual(await collect(store.read(key, { start: 5, end: 5 })), Buffer.alloc(0));
+    assert.deepEqual(
+      await collect(store.read(key, { start: 699_999, end: 700_000 })),
+      data.subarray(699_999),
+    );
+    assert.deepEqual(await store.readBytes(key, 1000, 5000), data.subarray(1000, 6000));
+    assert.deepEqual(await store.readBytes(key, 0, 0), Buffer.alloc(0));
+    assert.deepEqual(readdirSync(store.tmpDir), []);
+    const keys: string[] = [];
+    for await (const k of store.keys()) keys.push(k);
+    assert.deepEqual(keys, [key]);
+    await store.delete(key);
+    assert.equal(await store.exists(key), false);
+    assert.equal(await store.size(key), undefined);
+    await store.delete(key); // deleting a missing blob is fine
+  });
+
+  test('commit replaces an existing blob of the same key', async () => {
+    const store = freshStore();
+    const key = blobKeyFor('1.2.3.5');
+    await put(store, key, Buffer.from('first version'));
+    const reader = await open(join(store.blobsDir, key), 'r'); // a reader holding the old file
+    await put(store, key, Buffer.from('second'));
+    assert.equal((await collect(store.read(key))).toString(), 'second');
+    assert.equal((await reader.readFile()).toString(), 'first version', 'an open reader keeps the old bytes');
+    await reader.close();
+    assert.deepEqual(readdirSync(store.tmpDir), []);
+  });
+
+  test('commit fsyncs the file and the folders before it resolves', async () => {
+    const store = freshStore();
+    const probe = await open(join(root, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const sync = mock.method(proto, 'sync');
+    try {
+      await put(store, blobKeyFor('1.2.3.6'), Buffer.from('x'));
+      // file + ab/cd (received the file) + ab (received cd) + blobs (received ab); the store root at first use.
+      assert.ok(sync.mock.callCount() >= 4, `fsync calls: ${sync.mock.callCount()}`);
+    } finally {
+      sync.mock.restore();
+    }
+  });
+
+  test('abort discards the temp; later writes and commits are refused', async () => {
+    const store = freshStore();
+    const w = await store.create();
+    await w.write(Buffer.from('partial'));
+    assert.equal(readdirSync(store.tmpDir).length, 1);
+    await w.abort();
+    await w.abort();
+    assert.deepEqual(readdirSync(store.tmpDir), []);
+    await assert.rejects(w.write(Buffer.from('more')), { code: 'ERR_ARCHIVE_BLOB_CLOSED' });
+    await assert.rejects(w.commit(blobKeyFor('1.2.3.7')), { code: 'ERR_ARCHIVE_BLOB_CLOSED' });
+    assert.equal(await store.exists(blobKeyFor('1.2.3.7')), false);
+  });
+
+  test('cleanupTemps removes what a crash left, not the temps of live writers', async () => {
+    const store = freshStore();
+    assert.equal(await store.cleanupTemps(), 0, 'no tmp folder yet');
+    const live = await store.create();
+    await live.write(Buffer.from('in flight'));
+    writeFileSync(join(store.tmpDir, 'aaaa.tmp'), 'left by a crash');
+    writeFileSync(join(store.tmpDir, 'bbbb.tmp'), 'left by a crash');
+    assert.equal(await store.cleanupTemps(), 2);
+    assert.deepEqual(readdirSync(store.tmpDir), [live.tempPath!.slice(store.tmpDir.length + 1)]);
+    await live.commit(blobKeyFor('1.2.3.8'));
+    assert.equal((await collect(store.read(blobKeyFor('1.2.3.8')))).toString(), 'in flight');
+    // A fresh store on the same folder (a restart) sees no live writer.
+    const crashed = await store.create();
+    await crashed.write(Buffer.from('x'));
+    assert.equal(await new FsBlobStore(store.root).cleanupTemps(), 1);
+  });
+
+  test('path traversal and other unsafe keys are refused before any path is built', async () => {
+    const store = freshStore();
+    await put(store, 'ok/key', Buffer.from('fine'));
+    const bad = [
+      '',
+      '../outside',
+      'a/../../outside',
+      '/etc/passwd',
+      'a\\b',
+      '.hidden',
+      'a/./b',
+      'a//b',
+      'a/',
+      'A/B',
+      'a b',
+      'a/b/c/d/e/f/g/h/i',
+      'x'.repeat(256),
+      'C:/x',
+      'a\u0000b',
+    ];
+    for (const key of bad) {
+      assert.throws(() => store.read(key), { code: 'ERR_ARCHIVE_BAD_KEY' }, key);
+      await assert.rejects(store.readBytes(key, 0, 1), { code: 'ERR_ARCHIVE_BAD_KEY' }, key);
+      await assert.rejects(store.size(key), { code: 'ERR_ARCHIVE_BAD_KEY' }, key);
+      await assert.rejects(store.exists(key), { code: 'ERR_ARCHIVE_BAD_KEY' }, key);
+      await assert.rejects(store.delete(key), { code: 'ERR_ARCHIVE_BAD_KEY' }, key);
+      const w = await store.create();
+      await w.write(Buffer.from('payload'));
+      await assert.rejects(w.commit(key), { code: 'ERR_ARCHIVE_BAD_KEY' }, key);
+    }
+    assert.deepEqual(readdirSync(store.tmpDir), [], 'refused commits discard their temps');
+    assert.equal(existsSync(join(store.root, 'outside')), false);
+    assert.equal(existsSync(join(root, 'outside')), false);
+  });
+
+  test('missing blobs and ranges past the end', async () => {
+    const store = freshStore();
+    const key = blobKeyFor('1.2.3.9');
+    await assert.rejects(collect(store.read(key)), { code: 'ERR_ARCHIVE_BLOB_NOT_FOUND' });
+    await assert.rejects(store.readBytes(key, 0, 1), { code: 'ERR_ARCHIVE_BLOB_NOT_FOUND' });
+    await put(store, key, Buffer.from('0123456789'));
+    await assert.rejects(collect(store.read(key, { start: 5, end: 11 })), { code: 'ERR_ARCHIVE_BLOB_RANGE' });
+    await assert.rejects(store.readBytes(key, 8, 3), { code: 'ERR_ARCHIVE_BLOB_RANGE' });
+    assert.throws(() => store.read(key, { start: 5, end: 4 }), { code: 'ERR_ARCHIVE_BLOB_RANGE' });
+    assert.throws(() => store.read(key, { start: -1, end: 4 }), { code: 'ERR_ARCHIVE_BLOB_RANGE' });
+    await assert.rejects(store.readBytes(key, 1.5, 2), { code: 'ERR_ARCHIVE_BLOB_RANGE' });
+    assert.equal((await store.readBytes(key, 8, 2)).toString(), '89');
+    // A folder of the tree is not a blob.
+    const folder = key.slice(0, 5);
+    assert.equal(await store.size(folder), undefined);
+    await assert.rejects(collect(store.read(folder)), { code: 'ERR_ARCHIVE_IO' });
+  });
+
+  test('usage reports the volume', async () => {
+    const store = freshStore();
+    await put(store, 'k', Buffer.from('x'));
+    const { used, free } = await store.usage();
+    assert.ok(used > 0 && free > 0);
+  });
+});
+
+describe('disk full', () => {
+  /** FileHandle.prototype: stubbing a method there stubs it on every handle the store opens. */
+  async function fileHandlePrototype(): Promise<{
+    write: () => Promise<unknown>;
+    sync: () => Promise<void>;
+  }> {
+    const probe = await open(join(root, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as {
+      write: () => Promise<unknown>;
+      sync: () => Promise<void>;
+    };
+    await probe.close();
+    return proto;
+  }
+  const errno = (code: string) =>
+    Object.assign(new Error(`${code}: simulated`), { code, errno: -28, syscall: 'write' });
+
+  test('ENOSPC from a (stubbed) FileHandle write: ERR_ARCHIVE_DISK_FULL, nothing left behind', async () => {
+    const store = freshStore();
+    const proto = await fileHandlePrototype();
+    const write = mock.method(proto, 'write', async () => {
+      throw errno('ENOSPC');
+    });
+    const w = await store.create();
+    try {
+      // The first 256 KiB go to a buffer; the write that fills it reaches the disk and fails.
+      await w.write(Buffer.alloc(100_000));
+      await assert.rejects(
+        (async () => {
+          for (let i = 0; i < 10; i++) await w.write(Buffer.alloc(100_000));
+        })(),
+        (err: Error & { code?: string; cause?: { code?: string } }) => {
+          assert.equal(err.code, 'ERR_ARCHIVE_DISK_FULL');
+          assert.equal(err.cause?.code, 'ENOSPC');
+          return true;
+        },
+      );
+      await assert.rejects(w.commit(blobKeyFor('1.3.1')), { code: 'ERR_ARCHIVE_DISK_FULL' });
+    } finally {
+      write.mock.restore();
+    }
+    assert.deepEqual(readdirSync(store.tmpDir), []);
+    assert.equal(await store.exists(blobKeyFor('1.3.1')), false);
+  });
+
+  test('EDQUOT at fsync during commit: ERR_ARCHIVE_DISK_FULL, the key is not published', async () => {
+    const store = freshStore();
+    const proto = await fileHandlePrototype();
+    const w = await store.create();
+    await w.write(Buffer.from('data'));
+    const sync = mock.method(proto, 'sync', async () => {
+      throw errno('EDQUOT');
+    });
+    try {
+      await assert.rejects(w.commit(blobKeyFor('1.3.2')), { code: 'ERR_ARCHIVE_DISK_FULL' });
+    } finally {
+      sync.mock.restore();
+    }
+    assert.deepEqual(readdirSync(store.tmpDir), []);
+    assert.equal(await store.exists(blobKeyFor('1.3.2')), false);
+  });
+
+  test('a real full volume: a 256 KiB tmpfs in a private mount namespace', (t) => {
+    const mountPoint = join(root, 'tmpfs');
+    mkdirSync(mountPoint);
+    const storeModule = new URL('./blob-fs.ts', import.meta.url).href;
+    const keysModule = new URL('./keys.ts', import.meta.url).href;
+    const script = `
+      import { readdirSync } from 'node:fs';
+      import { FsBlobStore } from ${JSON.stringify(storeModule)};
+      import { blobKeyFor } from ${JSON.stringify(keysModule)};
+      const store = new FsBlobStore(${JSON.stringify(mountPoint)});
+      const small = await store.create();
+      await small.write(Buffer.alloc(10_000, 1));
+      await small.commit(blobKeyFor('1.4.1'));
+      const big = await store.create();
+      let code;
+      try {
+        for (let i = 0; i < 64; i++) await big.write(Buffer.alloc(16_384, 2));
+        await big.commit(blobKeyFor('1.4.2'));
+      } catch (err) {
+        code = err.code;
+        await big.abort();
+      }
+      console.log(JSON.stringify({
+        code,
+        temps: readdirSync(store.tmpDir).length,
+        bigExists: await store.exists(blobKeyFor('1.4.2')),
+        smallSize: await store.size(blobKeyFor('1.4.1')),
+      }));
+    `;
+    const res = spawnSync(
+      'unshare',
+      [
+        '-rm',
+        'sh',
+        '-c',
+        'mount -t tmpfs -o size=256k tessera-test "$0" && exec "$@"',
+        mountPoint,
+        process.execPath,
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        script,
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    if (res.error !== undefined || (res.status !== 0 && /unshare|mount/.test(res.stderr))) {
+      t.skip(`no private tmpfs here: ${res.error?.message ?? res.stderr.trim().split('\n')[0]}`);
+      return;
+    }
+    assert.equal(res.status, 0, res.stderr);
+    assert.deepEqual(JSON.parse(res.stdout.trim().split('\n').at(-1)!), {
+      code: 'ERR_ARCHIVE_DISK_FULL',
+      temps: 0,
+      bigExists: false,
+      smallSize: 10_000,
+    });
+  });
+});

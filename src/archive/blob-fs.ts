@@ -1,0 +1,440 @@
+/**
+ * The folder blob store: `<root>/blobs/<key>` for published blobs, `<root>/tmp/<random>.tmp` for
+ * blobs being written. Both live on one volume so that publishing is a rename.
+ *
+ * Durability (what a C-STORE success may rely on): `commit` fsyncs the file, renames it into place
+ * and fsyncs the folder that received it (and the folders `mkdir` had to create, up to the first
+ * that existed), so after `commit` resolves the blob survives a crash or power loss. Before
+ * `commit` only the temp file exists, which `cleanupTemps` removes at the next start.
+ */
+import { randomBytes } from 'node:crypto';
+import { close, createReadStream, type Dirent, fstat, open, read } from 'node:fs';
+import {
+  type FileHandle,
+  mkdir,
+  open as openFile,
+  readdir,
+  rename,
+  rm,
+  stat,
+  statfs,
+} from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { DicomError, isDicomError } from '../core/index.ts';
+import type { BlobStore, BlobWriter, ByteRange } from './ports.ts';
+
+/** Writes smaller than this are gathered into one buffer of this size before going to disk. */
+const COALESCE_BYTES = 256 * 1024;
+
+/**
+ * A key is 1 to 8 `/`-separated segments of lower-case letters, digits, `_`, `-` and `.`, none
+ * starting with `.` (so no `.` / `..` segment, no hidden file), at most 255 characters in all;
+ * never absolute, never a backslash. Lower case only, so keys mean the same on case-insensitive
+ * volumes. Instance keys (keys.ts) are a subset.
+ */
+const KEY_PATTERN = /^[a-z0-9_-][a-z0-9_.-]{0,99}(\/[a-z0-9_-][a-z0-9_.-]{0,99}){0,7}$/;
+
+/** Throws `ERR_ARCHIVE_BAD_KEY` unless `key` is safe to put under the blobs folder. */
+export function assertBlobKey(key: string): void {
+  if (typeof key !== 'string' || key.length > 255 || !KEY_PATTERN.test(key)) {
+    throw new DicomError(
+      'ERR_ARCHIVE_BAD_KEY',
+      `not a valid blob key: ${JSON.stringify(String(key).slice(0, 80))}`,
+    );
+  }
+}
+
+function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Turns a file system error into a DicomError: ENOSPC / EDQUOT -> `ERR_ARCHIVE_DISK_FULL`
+ * (ingest answers A700), ENOENT of a blob -> `ERR_ARCHIVE_BLOB_NOT_FOUND`, anything else ->
+ * `ERR_ARCHIVE_IO`, always with the original as `cause`.
+ */
+export function mapFsError(err: unknown, action: string, key?: string): DicomError {
+  if (isDicomError(err)) return err;
+  const code = errnoCode(err);
+  const what = key === undefined ? action : `${action} ${key}`;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new DicomError('ERR_ARCHIVE_DISK_FULL', `blob volume full (${code}) during ${what}`, {
+      cause: err,
+    });
+  }
+  if (code === 'ENOENT' && key !== undefined) {
+    return new DicomError('ERR_ARCHIVE_BLOB_NOT_FOUND', `no blob ${key}`, { cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new DicomError('ERR_ARCHIVE_IO', `${what}: ${message}`, { cause: err });
+}
+
+function checkRange(start: number, end: number): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new DicomError('ERR_ARCHIVE_BLOB_RANGE', `invalid byte range [${start}, ${end})`);
+  }
+}
+
+async function fsyncDirectory(path: string): Promise<void> {
+  const handle = await openFile(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+class FsBlobWriter implements BlobWriter {
+  readonly tempPath: string;
+  readonly #store: FsBlobStore;
+  readonly #handle: FileHandle;
+  #buffer: Buffer = Buffer.allocUnsafe(COALESCE_BYTES);
+  #buffered = 0;
+  /** Bytes handed to the file (position of the next file write). */
+  #written = 0;
+  #size = 0;
+  /** Serializes file writes; a rejection sticks (every later write and commit rejects). */
+  #queue: Promise<void> = Promise.resolve();
+  #state: 'open' | 'committing' | 'committed' | 'aborted' = 'open';
+
+  constructor(store: FsBlobStore, tempPath: string, handle: FileHandle) {
+    this.#store = store;
+    this.tempPath = tempPath;
+    this.#handle = handle;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  write(chunk: Buffer): Promise<void> {
+    if (this.#state !== 'open') {
+      return Promise.reject(new DicomError('ERR_ARCHIVE_BLOB_CLOSED', `write after ${this.#state}`));
+    }
+    this.#size += chunk.length;
+    if (chunk.length >= COALESCE_BYTES) {
+      this.#flush();
+      this.#enqueue(chunk);
+    } else {
+      if (this.#buffered + chunk.length > COALESCE_BYTES) this.#flush();
+      chunk.copy(this.#buffer, this.#buffered);
+      this.#buffered += chunk.length;
+      if (this.#buffered === COALESCE_BYTES) this.#flush();
+    }
+    return this.#queue;
+  }
+
+  async commit(key: string): Promise<void> {
+    if (this.#state !== 'open') {
+      throw new DicomError('ERR_ARCHIVE_BLOB_CLOSED', `commit after ${this.#state}`);
+    }
+    this.#state = 'committing';
+    try {
+      assertBlobKey(key);
+      this.#flush();
+      await this.#queue;
+      await this.#handle.sync();
+      await this.#handle.close();
+      const target = join(this.#store.blobsDir, key);
+      const dir = dirname(target);
+      const created = await mkdir(dir, { recursive: true });
+      await rename(this.tempPath, target);
+      await fsyncDirectory(dir);
+      if (created !== undefined) {
+        // New folders are entries of their parents: make those durable too.
+        for (let d = dir; d !== dirname(created); ) {
+          d = dirname(d);
+          await fsyncDirectory(d);
+        }
+      }
+      this.#state = 'committed';
+      this.#store.settled(this.tempPath);
+    } catch (err) {
+      // The commit's own error is the one to report; should removing the temp fail as well, the
+      // temp is what cleanupTemps removes at the next start.
+      await this.#discard().catch(() => undefined);
+      throw mapFsError(err, 'commit', key);
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.#state === 'committed' || this.#state === 'aborted') return;
+    await this.#discard();
+  }
+
+  async #discard(): Promise<void> {
+    this.#state = 'aborted';
+    try {
+      await this.#queue;
+    } catch {
+      // The write error was reported to the caller of write/commit; the data is being discarded.
+    }
+    try {
+      await this.#handle.close();
+    } catch (err) {
+      // Closing twice (after a failed commit that had closed it) is expected; report anything else.
+      if (errnoCode(err) !== 'EBADF') throw mapFsError(err, 'abort');
+    }
+    await rm(this.tempPath, { force: true });
+    this.#store.settled(this.tempPath);
+    this.#buffer = Buffer.alloc(0);
+  }
+
+  #flush(): void {
+    if (this.#buffered === 0) return;
+    const full = this.#buffer.subarray(0, this.#buffered);
+    this.#buffer = Buffer.allocUnsafe(COALESCE_BYTES);
+    this.#buffered = 0;
+    this.#enqueue(full);
+  }
+
+  #enqueue(data: Buffer): void {
+    this.#queue = this.#queue.then(() => this.#writeAll(data));
+  }
+
+  async #writeAll(data: Buffer): Promise<void> {
+    try {
+      let offset = 0;
+      while (offset < data.length) {
+        const { bytesWritten } = await this.#handle.write(
+          data,
+          offset,
+          data.length - offset,
+          this.#written + offset,
+        );
+        offset += bytesWritten;
+      }
+      this.#written += data.length;
+    } catch (err) {
+      throw mapFsError(err, 'write', this.tempPath);
+    }
+  }
+}
+
+/** `BlobStore` over a folder. See the module comment for the layout and durability. */
+export class FsBlobStore implements BlobStore {
+  readonly root: string;
+  readonly blobsDir: string;
+  readonly tmpDir: string;
+  #ready: Promise<void> | undefined;
+  /** Temp files of writers of this process that are neither committed nor aborted. */
+  readonly #active = new Set<string>();
+
+  constructor(root: string) {
+    this.root = root;
+    this.blobsDir = join(root, 'blobs');
+    this.tmpDir = join(root, 'tmp');
+  }
+
+  async create(): Promise<BlobWriter> {
+    this.#ready ??= this.#prepare();
+    try {
+      await this.#ready;
+    } catch (err) {
+      this.#ready = undefined;
+      throw err;
+    }
+    const tempPath = join(this.tmpDir, `${randomBytes(12).toString('hex')}.tmp`);
+    let handle: FileHandle;
+    try {
+      handle = await openFile(tempPath, 'wx', 0o644);
+    } catch (err) {
+      throw mapFsError(err, 'create temp blob');
+    }
+    this.#active.add(tempPath);
+    return new FsBlobWriter(this, tempPath, handle);
+  }
+
+  /** Called by a writer when its temp file is gone (committed or aborted). */
+  settled(tempPath: string): void {
+    this.#active.delete(tempPath);
+  }
+
+  read(key: string, range?: ByteRange): Readable {
+    assertBlobKey(key);
+    if (range !== undefined) {
+      checkRange(range.start, range.end);
+      if (range.start === range.end) return Readable.from([]);
+    }
+    const path = join(this.blobsDir, key);
+    // A custom `fs.open` turns "no such blob" and "range past the end" into DicomErrors on the
+    // stream, without an extra stat before every read.
+    const openChecked = (
+      file: string,
+      flags: string | number,
+      mode: number,
+      callback: (err: Error | null, fd?: number) => void,
+    ): void => {
+      open(file, flags, mode, (openErr, fd) => {
+        if (openErr) return callback(mapFsError(openErr, 'read', key));
+        if (range === undefined) return callback(null, fd);
+        fstat(fd, (statErr, stats) => {
+          const err = statErr
+            ? mapFsError(statErr, 'read', key)
+            : stats.size < range.end
+              ? new DicomError(
+                  'ERR_ARCHIVE_BLOB_RANGE',
+                  `range [${range.start}, ${range.end}) past the end of ${key} (${stats.size} bytes)`,
+                )
+              : undefined;
+          if (err === undefined) return callback(null, fd);
+          close(fd, () => callback(err));
+        });
+      });
+    };
+    const readMapped = (
+      fd: number,
+      buffer: Buffer,
+      offset: number,
+      length: number,
+      position: number | null,
+      callback: (err: Error | null, bytesRead?: number, buffer?: Buffer) => void,
+    ): void => {
+      read(fd, buffer, offset, length, position, (err, bytesRead, buf) =>
+        err ? callback(mapFsError(err, 'read', key)) : callback(null, bytesRead, buf),
+      );
+    };
+    return createBlobReadStream(path, range, openChecked, readMapped);
+  }
+
+  async readBytes(key: string, start: number, length: number): Promise<Buffer> {
+    assertBlobKey(key);
+    checkRange(start, start + length);
+    let handle: FileHandle;
+    try {
+      handle = await openFile(join(this.blobsDir, key), 'r');
+    } catch (err) {
+      throw mapFsError(err, 'read', key);
+    }
+    try {
+      const out = Buffer.allocUnsafe(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead } = await handle.read(out, filled, length - filled, start + filled);
+        if (bytesRead === 0) {
+          throw new DicomError(
+            'ERR_ARCHIVE_BLOB_RANGE',
+            `range [${start}, ${start + length}) past the end of ${key} (${start + filled} bytes)`,
+          );
+        }
+        filled += bytesRead;
+      }
+      return out;
+    } catch (err) {
+      throw mapFsError(err, 'read', key);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async size(key: string): Promise<number | undefined> {
+    assertBlobKey(key);
+    try {
+      const s = await stat(join(this.blobsDir, key));
+      return s.isFile() ? s.size : undefined;
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw mapFsError(err, 'stat', key);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.size(key)) !== undefined;
+  }
+
+  async delete(key: string): Promise<void> {
+    assertBlobKey(key);
+    try {
+      await rm(join(this.blobsDir, key), { force: true });
+    } catch (err) {
+      throw mapFsError(err, 'delete', key);
+    }
+  }
+
+  async cleanupTemps(): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.tmpDir);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return 0;
+      throw mapFsError(err, 'list temps');
+    }
+    let removed = 0;
+    for (const name of names) {
+      const path = join(this.tmpDir, name);
+      if (this.#active.has(path)) continue;
+      try {
+        await rm(path, { force: true, recursive: true });
+      } catch (err) {
+        throw mapFsError(err, 'remove temp', name);
+      }
+      removed++;
+    }
+    return removed;
+  }
+
+  async usage(): Promise<{ used: number; free: number }> {
+    try {
+      const s = await statfs(this.root);
+      return { used: (s.blocks - s.bfree) * s.bsize, free: s.bavail * s.bsize };
+    } catch (err) {
+      throw mapFsError(err, 'statfs');
+    }
+  }
+
+  /**
+   * Every published key (not part of the `BlobStore` port): for the start-up consistency check
+   * that finds blobs without an index row (a crash between publishing and the index commit).
+   */
+  async *keys(): AsyncIterable<string> {
+    const walk = async function* (dir: string, prefix: string, depth: number): AsyncIterable<string> {
+      let entries: Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') return;
+        throw mapFsError(err, 'list blobs');
+      }
+      for (const entry of entries) {
+        const key = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+        if (entry.isDirectory() && depth < 8) yield* walk(join(dir, entry.name), key, depth + 1);
+        else if (entry.isFile() && KEY_PATTERN.test(key)) yield key;
+      }
+    };
+    yield* walk(this.blobsDir, '', 1);
+  }
+
+  async #prepare(): Promise<void> {
+    try {
+      const created = await mkdir(this.tmpDir, { recursive: true });
+      await mkdir(this.blobsDir, { recursive: true });
+      if (created !== undefined) await fsyncDirectory(this.root);
+    } catch (err) {
+      throw mapFsError(err, 'prepare blob folders');
+    }
+  }
+}
+
+type OpenImpl = (
+  file: string,
+  flags: string | number,
+  mode: number,
+  callback: (err: Error | null, fd?: number) => void,
+) => void;
+
+function createBlobReadStream(
+  path: string,
+  range: ByteRange | undefined,
+  openImpl: OpenImpl,
+  readImpl: (...args: never[]) => void,
+): Readable {
+  // fs.createReadStream's `end` is inclusive; ours is exclusive.
+  return createReadStream(path, {
+    ...(range === undefined ? {} : { start: range.start, end: range.end - 1 }),
+    highWaterMark: 256 * 1024,
+    fs: { open: openImpl, read: readImpl, close },
+  });
+}

@@ -1,0 +1,495 @@
+import { createHash } from 'node:crypto';
+import { channel } from 'node:diagnostics_channel';
+import {
+  type Dataset,
+  DatasetBuilder,
+  datasetToJson,
+  type Element,
+  type ElementPath,
+  frameFragments,
+  nativeFrames,
+  part10Header,
+  type Token,
+  TokenReader,
+  transferSyntax,
+} from '../codec/index.ts';
+import { CodecError, DicomError, isValidUid, PixelDataTag, tagToHex } from '../core/index.ts';
+import { Tag } from '../dictionary/index.ts';
+import { blobKeyFor } from './keys.ts';
+import type {
+  BlobStore,
+  BlobWriter,
+  CommitOutcome,
+  DuplicatePolicy,
+  Index,
+  InstanceRecord,
+} from './ports.ts';
+
+const ingestChannel = channel('tessera:archive:ingest');
+
+/** C-STORE statuses of PS3.4 B.2.3 (and the general 0111 of PS3.7 C.5) that ingest answers with. */
+export const INGEST_STATUS = {
+  Success: 0x0000,
+  DuplicateSOPInstance: 0x0111,
+  OutOfResources: 0xa700,
+  DataSetDoesNotMatchSOPClass: 0xa900,
+  CannotUnderstand: 0xc000,
+} as const;
+
+export interface IngestSource {
+  readonly aeTitle?: string | undefined;
+  readonly address?: string | undefined;
+}
+
+export interface IngestContext {
+  /** Transfer syntax of the incoming data set bytes (the presentation context's, for C-STORE). */
+  readonly transferSyntaxUid: string;
+  /** SOP Class/Instance the request announced (C-STORE Affected SOP Class/Instance UID): must match the data set. */
+  readonly expected?: {
+    readonly sopClassUid?: string | undefined;
+    readonly sopInstanceUid?: string | undefined;
+  };
+  readonly source: IngestSource;
+  readonly policy: DuplicatePolicy;
+}
+
+export interface IngestResult {
+  /** The status to answer with (0000 success; see INGEST_STATUS). */
+  readonly status: number;
+  readonly comment?: string;
+  readonly sopInstanceUid?: string;
+  readonly studyInstanceUid?: string;
+  readonly outcome?: CommitOutcome;
+}
+
+/** Binary values longer than this are left out of the metadata document (BulkDataURI placeholders). */
+const METADATA_BULK_THRESHOLD = 1024;
+
+export const INGEST_DEFAULTS = {
+  /** How long the committer waits for more instances before one index transaction (group commit). */
+  groupCommitMs: 2,
+  maxBatch: 256,
+} as const;
+
+interface Pending {
+  readonly record: InstanceRecord;
+  readonly policy: DuplicatePolicy;
+  readonly resolve: (o: CommitOutcome) => void;
+  readonly reject: (e: Error) => void;
+}
+
+/**
+ * Group commit (issue #4): instances committed by concurrent associations within a few milliseconds
+ * go into one index transaction, so they share one fsync of the SQLite WAL instead of one each.
+ * Every caller learns its own outcome, and only after the transaction is durable.
+ */
+class GroupCommitter {
+  private queue: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly index: Index,
+    private readonly delayMs: number,
+    private readonly maxBatch: number,
+  ) {}
+
+  submit(record: InstanceRecord, policy: DuplicatePolicy): Promise<CommitOutcome> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ record, policy, resolve, reject });
+      if (this.queue.length >= this.maxBatch) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.delayMs);
+    });
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    try {
+      const outcomes = this.index.commit(batch.map((p) => ({ record: p.record, policy: p.policy })));
+      for (const [i, p] of batch.entries()) p.resolve(outcomes[i]!);
+    } catch (err) {
+      for (const p of batch) p.reject(err as Error);
+    }
+  }
+}
+
+export interface IngestDeps {
+  readonly blobs: BlobStore;
+  readonly index: Index;
+  readonly groupCommitMs?: number;
+}
+
+/**
+ * The one ingest pipeline (C-STORE now, STOW-RS later): the data set streams into a temporary blob
+ * (behind a Part 10 header, bytes as received) while a token reader parses it on the way; then the
+ * instance is validated, its metadata document and frame offsets computed, the blob published and the
+ * index rows written in one (grouped) transaction. Nothing is visible until both are durable.
+ */
+export class Ingest {
+  private readonly committer: GroupCommitter;
+
+  constructor(private readonly deps: IngestDeps) {
+    this.committer = new GroupCommitter(
+      deps.index,
+      deps.groupCommitMs ?? INGEST_DEFAULTS.groupCommitMs,
+      INGEST_DEFAULTS.maxBatch,
+    );
+  }
+
+  async ingest(data: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestResult> {
+    const started = Date.now();
+    const result = await this.run(data, ctx).catch((err: unknown) => failure(err));
+    ingestChannel.publish({
+      sopInstanceUid: result.sopInstanceUid ?? ctx.expected?.sopInstanceUid,
+      status: result.status,
+      comment: result.comment,
+      outcome: result.outcome?.kind,
+      source: ctx.source,
+      ms: Date.now() - started,
+    });
+    return result;
+  }
+
+  private async run(data: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestResult> {
+    const syntax = transferSyntax(ctx.transferSyntaxUid);
+    if (syntax.deflated) {
+      // A deflated data set is stored as received; its header is parsed after inflating a copy.
+      return this.runDeflated(data, ctx);
+    }
+    const expected = ctx.expected ?? {};
+    const header = part10Header({
+      sopClassUid: expected.sopClassUid,
+      sopInstanceUid: expected.sopInstanceUid,
+      transferSyntaxUid: ctx.transferSyntaxUid,
+      sourceAETitle: ctx.source.aeTitle,
+    });
+    const writer = await this.deps.blobs.create();
+    const hash = createHash('sha256');
+    const builder = new DatasetBuilder({
+      bulkThreshold: METADATA_BULK_THRESHOLD,
+      bulk: 'reference',
+      littleEndian: syntax.littleEndian,
+      copyValues: true,
+    });
+    const reader = new TokenReader({
+      explicitVR: syntax.explicitVR,
+      littleEndian: syntax.littleEndian,
+      baseOffset: header.length,
+      streamThreshold: METADATA_BULK_THRESHOLD,
+    });
+    let parseError: CodecError | undefined;
+    const feed = (chunk: Buffer | undefined): void => {
+      if (parseError) return;
+      try {
+        if (chunk) reader.push(chunk);
+        else reader.end();
+        for (let t: Token | undefined = reader.next(); t !== undefined; t = reader.next()) builder.accept(t);
+      } catch (err) {
+        if (err instanceof CodecError) parseError = err;
+        else throw err;
+      }
+    };
+    try {
+      hash.update(header);
+      await writer.write(header);
+      for await (const chunk of data) {
+        hash.update(chunk);
+        await writer.write(chunk);
+        feed(chunk);
+      }
+      feed(undefined);
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    if (parseError) {
+      await writer.abort();
+      return {
+        status: INGEST_STATUS.CannotUnderstand,
+        comment: `cannot parse the data set: ${parseError.message}`,
+      };
+    }
+    return this.finish(writer, builder.root, hash.digest('hex'), header.length, ctx);
+  }
+
+  /** Deflated data sets: stored as received; parsed (inflated) from the stored blob afterwards. */
+  private async runDeflated(data: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestResult> {
+    const { inflateRawSync } = await import('node:zlib');
+    const { decodeDataset } = await import('../codec/index.ts');
+    const expected = ctx.expected ?? {};
+    const header = part10Header({
+      sopClassUid: expected.sopClassUid,
+      sopInstanceUid: expected.sopInstanceUid,
+      transferSyntaxUid: ctx.transferSyntaxUid,
+      sourceAETitle: ctx.source.aeTitle,
+    });
+    const writer = await this.deps.blobs.create();
+    const hash = createHash('sha256');
+    const parts: Buffer[] = [];
+    try {
+      hash.update(header);
+      await writer.write(header);
+      for await (const chunk of data) {
+        hash.update(chunk);
+        await writer.write(chunk);
+        parts.push(Buffer.from(chunk));
+      }
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    let ds: Dataset;
+    try {
+      ds = decodeDataset(inflateRawSync(Buffer.concat(parts)), '1.2.840.10008.1.2.1');
+    } catch (err) {
+      await writer.abort();
+      return {
+        status: INGEST_STATUS.CannotUnderstand,
+        comment: `cannot parse the deflated data set: ${(err as Error).message}`,
+      };
+    }
+    return this.finish(writer, ds, hash.digest('hex'), header.length, ctx, true);
+  }
+
+  private async finish(
+    writer: BlobWriter,
+    ds: Dataset,
+    checksum: string,
+    datasetOffset: number,
+    ctx: IngestContext,
+    deflated = false,
+  ): Promise<IngestResult> {
+    const invalid = validate(ds, ctx);
+    if (invalid) {
+      await writer.abort();
+      return invalid;
+    }
+    const sopInstanceUid = ds.string(Tag.SOPInstanceUID)!;
+    const studyInstanceUid = ds.string(Tag.StudyInstanceUID)!;
+    const blobKey = blobKeyFor(sopInstanceUid, checksum);
+    const record = recordOf(ds, {
+      blobKey,
+      size: writer.size,
+      checksum,
+      transferSyntaxUid: ctx.transferSyntaxUid,
+      source: ctx.source,
+      frameOffsets: deflated ? undefined : frameOffsetsOf(ds),
+      datasetOffset,
+    });
+    try {
+      await writer.commit(blobKey);
+    } catch (err) {
+      await writer.abort().catch(() => undefined);
+      throw err;
+    }
+    const outcome = await this.committer.submit(record, ctx.policy);
+    switch (outcome.kind) {
+      case 'stored':
+        return { status: INGEST_STATUS.Success, sopInstanceUid, studyInstanceUid, outcome };
+      case 'identical':
+        if (outcome.existingBlobKey !== blobKey) await this.deps.blobs.delete(blobKey).catch(() => undefined);
+        return {
+          status: INGEST_STATUS.Success,
+          sopInstanceUid,
+          studyInstanceUid,
+          outcome,
+          comment: 'already stored (identical)',
+        };
+      case 'replaced':
+        if (outcome.oldBlobKey !== blobKey)
+          await this.deps.blobs.delete(outcome.oldBlobKey).catch(() => undefined);
+        return {
+          status: INGEST_STATUS.Success,
+          sopInstanceUid,
+          studyInstanceUid,
+          outcome,
+          comment: 'replaced the stored instance',
+        };
+      case 'duplicate-rejected':
+        if (outcome.existingBlobKey !== blobKey) await this.deps.blobs.delete(blobKey).catch(() => undefined);
+        return {
+          status: INGEST_STATUS.DuplicateSOPInstance,
+          sopInstanceUid,
+          outcome,
+          comment: 'SOP Instance UID already stored (duplicates are rejected)',
+        };
+      case 'conflict':
+        if (outcome.existingBlobKey !== blobKey) await this.deps.blobs.delete(blobKey).catch(() => undefined);
+        return {
+          status: INGEST_STATUS.DuplicateSOPInstance,
+          sopInstanceUid,
+          outcome,
+          comment: 'SOP Instance UID already stored with different content',
+        };
+    }
+  }
+}
+
+function failure(err: unknown): IngestResult {
+  if (err instanceof DicomError && err.code === 'ERR_ARCHIVE_DISK_FULL') {
+    return { status: INGEST_STATUS.OutOfResources, comment: 'out of disk space' };
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return { status: INGEST_STATUS.OutOfResources, comment: 'out of disk space' };
+  if (err instanceof CodecError) return { status: INGEST_STATUS.CannotUnderstand, comment: err.message };
+  return { status: INGEST_STATUS.OutOfResources, comment: `cannot store: ${(err as Error).message}` };
+}
+
+/** Required UIDs present and valid, and the data set is what the request announced (PS3.4 B.2.3). */
+function validate(ds: Dataset, ctx: IngestContext): IngestResult | undefined {
+  const uids: [string, number][] = [
+    ['SOP Class UID', Tag.SOPClassUID],
+    ['SOP Instance UID', Tag.SOPInstanceUID],
+    ['Study Instance UID', Tag.StudyInstanceUID],
+    ['Series Instance UID', Tag.SeriesInstanceUID],
+  ];
+  for (const [name, t] of uids) {
+    const v = ds.string(t);
+    if (!v)
+      return {
+        status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
+        comment: `${name} (${tagToHex(t)}) is missing`,
+      };
+    if (!isValidUid(v))
+      return {
+        status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
+        comment: `${name} (${tagToHex(t)}) is not a valid UID`,
+      };
+  }
+  const expected = ctx.expected ?? {};
+  if (expected.sopClassUid && ds.string(Tag.SOPClassUID) !== expected.sopClassUid) {
+    return {
+      status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
+      comment: 'SOP Class UID of the data set differs from the request',
+    };
+  }
+  if (expected.sopInstanceUid && ds.string(Tag.SOPInstanceUID) !== expected.sopInstanceUid) {
+    return {
+      status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
+      comment: 'SOP Instance UID of the data set differs from the request',
+    };
+  }
+  return undefined;
+}
+
+/** Byte ranges of each frame in the blob: [offset, length] per frame, or per fragment of each frame. */
+function frameOffsetsOf(ds: Dataset): string | undefined {
+  const pixel = ds.get(PixelDataTag);
+  if (!pixel) return undefined;
+  try {
+    if (pixel.kind === 'encapsulated') {
+      const frames = frameFragments(ds, pixel);
+      return JSON.stringify(
+        frames.map((indexes) => indexes.map((i) => [pixel.fragments[i]!.offset, pixel.fragments[i]!.length])),
+      );
+    }
+    const offset = pixel.kind === 'bulk' ? pixel.bulk.offset : undefined;
+    const length =
+      pixel.kind === 'bulk' ? pixel.bulk.length : pixel.kind === 'value' ? pixel.bytes.length : 0;
+    if (offset === undefined) return undefined;
+    return JSON.stringify(nativeFrames(ds, length).map((f) => [offset + f.offset, f.length]));
+  } catch {
+    // Frames that cannot be located at ingest are located at retrieval by parsing.
+    return undefined;
+  }
+}
+
+function str(ds: Dataset, t: number): string | undefined {
+  try {
+    const v = ds.string(t);
+    return v === undefined || v === '' ? undefined : v;
+  } catch {
+    return undefined;
+  }
+}
+
+function num(ds: Dataset, t: number): number | undefined {
+  try {
+    const n = ds.number(t);
+    return n === undefined || Number.isNaN(n) ? undefined : n;
+  } catch {
+    return undefined;
+  }
+}
+
+/** BulkDataURI placeholders of the metadata document: `bulk/<tag>[/<item>/<tag>...]`, resolved by the web layer. */
+function bulkPlaceholder(_el: Element, path: ElementPath): string {
+  return `bulk/${path.map((p, i) => (i % 2 === 0 ? tagToHex(p) : String(p))).join('/')}`;
+}
+
+function recordOf(
+  ds: Dataset,
+  stored: {
+    blobKey: string;
+    size: number;
+    checksum: string;
+    transferSyntaxUid: string;
+    source: IngestSource;
+    frameOffsets: string | undefined;
+    datasetOffset: number;
+  },
+): InstanceRecord {
+  const requestAttributes = ds.items(Tag.RequestAttributesSequence).map((item) => ({
+    RequestedProcedureID: str(item, Tag.RequestedProcedureID),
+    ScheduledProcedureStepID: str(item, Tag.ScheduledProcedureStepID),
+  }));
+  const metadata = JSON.stringify(
+    datasetToJson(ds, { bulkDataUri: bulkPlaceholder, bulkThreshold: METADATA_BULK_THRESHOLD }),
+  );
+  return {
+    patient: {
+      patientId: str(ds, Tag.PatientID) ?? '',
+      ...opt('patientName', str(ds, Tag.PatientName)),
+      ...opt('birthDate', str(ds, Tag.PatientBirthDate)),
+      ...opt('sex', str(ds, Tag.PatientSex)),
+      ...opt('issuerOfPatientId', str(ds, Tag.IssuerOfPatientID)),
+    },
+    study: {
+      studyInstanceUid: ds.string(Tag.StudyInstanceUID)!,
+      ...opt('studyDate', str(ds, Tag.StudyDate)),
+      ...opt('studyTime', str(ds, Tag.StudyTime)),
+      ...opt('accessionNumber', str(ds, Tag.AccessionNumber)),
+      ...opt('studyId', str(ds, Tag.StudyID)),
+      ...opt('studyDescription', str(ds, Tag.StudyDescription)),
+      ...opt('referringPhysicianName', str(ds, Tag.ReferringPhysicianName)),
+    },
+    series: {
+      seriesInstanceUid: ds.string(Tag.SeriesInstanceUID)!,
+      ...opt('modality', str(ds, Tag.Modality)),
+      ...opt('seriesNumber', num(ds, Tag.SeriesNumber)),
+      ...opt('seriesDescription', str(ds, Tag.SeriesDescription)),
+      ...opt('seriesDate', str(ds, Tag.SeriesDate)),
+      ...opt('seriesTime', str(ds, Tag.SeriesTime)),
+      ...opt('bodyPartExamined', str(ds, Tag.BodyPartExamined)),
+      ...opt('performedProcedureStepStartDate', str(ds, Tag.PerformedProcedureStepStartDate)),
+      ...opt('performedProcedureStepStartTime', str(ds, Tag.PerformedProcedureStepStartTime)),
+      ...(requestAttributes.length ? { requestAttributes: JSON.stringify(requestAttributes) } : {}),
+    },
+    instance: {
+      sopInstanceUid: ds.string(Tag.SOPInstanceUID)!,
+      sopClassUid: ds.string(Tag.SOPClassUID)!,
+      ...opt('instanceNumber', num(ds, Tag.InstanceNumber)),
+      transferSyntaxUid: stored.transferSyntaxUid,
+      ...opt('numberOfFrames', num(ds, Tag.NumberOfFrames)),
+      ...opt('rows', num(ds, Tag.Rows)),
+      ...opt('columns', num(ds, Tag.Columns)),
+      blobKey: stored.blobKey,
+      size: stored.size,
+      checksum: stored.checksum,
+      receivedAt: new Date().toISOString(),
+      ...opt('sourceAETitle', stored.source.aeTitle),
+      ...opt('sourceAddress', stored.source.address),
+      metadata,
+      ...opt('frameOffsets', stored.frameOffsets),
+      ...opt('characterSet', ds.strings(Tag.SpecificCharacterSet).join('\\') || undefined),
+    },
+  };
+}
+
+function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
+}

@@ -1,0 +1,202 @@
+/**
+ * The ports of the archive: a blob store for instance bytes and an index for the patient / study /
+ * series / instance model. The embedded adapters are `FsBlobStore` (a folder) and `SqliteIndex`;
+ * the scale-out issue implements the same interfaces for S3 and PostgreSQL, so callers (ingest,
+ * query, retrieve, web) only ever see these types.
+ */
+import type { Readable } from 'node:stream';
+
+/** One blob being written: a temp object that becomes visible only at `commit`. */
+export interface BlobWriter {
+  /** Where the temp bytes live, for adapters that have a path (diagnostics only). */
+  readonly tempPath?: string;
+  /**
+   * Appends a chunk. Await it for backpressure; calls may also be queued without awaiting
+   * (they are written in call order). The chunk is copied: the caller may reuse it once the
+   * promise resolves. Disk full rejects with `ERR_ARCHIVE_DISK_FULL`.
+   */
+  write(chunk: Buffer): Promise<void>;
+  /** Bytes accepted by `write` so far. */
+  readonly size: number;
+  /**
+   * Makes the bytes durable (fsync) and atomically publishes them under `key`, replacing an
+   * existing blob of that key. After it resolves the blob survives a crash; if it rejects, the
+   * temp data is discarded and nothing is published.
+   */
+  commit(key: string): Promise<void>;
+  /** Discards the temp data. Idempotent; a no-op after a successful commit. */
+  abort(): Promise<void>;
+}
+
+export interface ByteRange {
+  readonly start: number;
+  /** Exclusive. */
+  readonly end: number;
+}
+
+export interface BlobStore {
+  /** A new temp blob. */
+  create(): Promise<BlobWriter>;
+  /**
+   * The bytes of a blob, or of `range` of it. A missing blob makes the stream error with
+   * `ERR_ARCHIVE_BLOB_NOT_FOUND`.
+   */
+  read(key: string, range?: ByteRange): NodeJS.ReadableStream | Readable;
+  /** `length` bytes from `start`; `ERR_ARCHIVE_BLOB_NOT_FOUND`, or `ERR_ARCHIVE_BLOB_RANGE` past the end. */
+  readBytes(key: string, start: number, length: number): Promise<Buffer>;
+  /** Size in bytes, or undefined when there is no such blob. */
+  size(key: string): Promise<number | undefined>;
+  exists(key: string): Promise<boolean>;
+  /** Removes a blob; deleting a missing blob is not an error. */
+  delete(key: string): Promise<void>;
+  /** Removes temp blobs left by a crash (call at start-up); returns how many. */
+  cleanupTemps(): Promise<number>;
+  /** Bytes used and free on the volume (statfs). */
+  usage(): Promise<{ used: number; free: number }>;
+}
+
+/**
+ * What ingest hands the index for one instance. All strings are already decoded and trimmed;
+ * a property is absent (not an empty string) when the attribute is absent or empty. Multi-valued
+ * strings keep DICOM's backslash separator. Dates are DA (`YYYYMMDD`), times TM.
+ */
+export interface InstanceRecord {
+  patient: {
+    /** PatientID (0010,0020); '' when absent or empty (type 2). See the patient identity rule in index-sqlite.ts. */
+    patientId: string;
+    patientName?: string;
+    birthDate?: string;
+    birthTime?: string;
+    sex?: string;
+    issuerOfPatientId?: string;
+    otherPatientIds?: string;
+    ethnicGroup?: string;
+    patientComments?: string;
+  };
+  /** Study level: PS3.18 Table 10.6.1-5 and the study keys of PS3.4 §C.6.2.1.2 (Study Root). */
+  study: {
+    studyInstanceUid: string;
+    studyDate?: string;
+    studyTime?: string;
+    accessionNumber?: string;
+    /** LocalNamespaceEntityID of IssuerOfAccessionNumberSequence, when present. */
+    issuerOfAccessionNumber?: string;
+    studyId?: string;
+    studyDescription?: string;
+    referringPhysicianName?: string;
+    nameOfPhysiciansReadingStudy?: string;
+    admittingDiagnosesDescription?: string;
+    otherStudyNumbers?: string;
+    timezoneOffsetFromUtc?: string;
+    patientAge?: string;
+    patientSize?: string;
+    patientWeight?: string;
+    occupation?: string;
+    additionalPatientHistory?: string;
+  };
+  series: {
+    seriesInstanceUid: string;
+    modality?: string;
+    seriesNumber?: number;
+    seriesDescription?: string;
+    seriesDate?: string;
+    seriesTime?: string;
+    bodyPartExamined?: string;
+    laterality?: string;
+    protocolName?: string;
+    institutionName?: string;
+    stationName?: string;
+    performedProcedureStepStartDate?: string;
+    performedProcedureStepStartTime?: string;
+    /** JSON of RequestAttributesSequence items' ScheduledProcedureStepID / RequestedProcedureID. */
+    requestAttributes?: string;
+  };
+  instance: {
+    sopInstanceUid: string;
+    sopClassUid: string;
+    instanceNumber?: number;
+    transferSyntaxUid: string;
+    numberOfFrames?: number;
+    rows?: number;
+    columns?: number;
+    bitsAllocated?: number;
+    contentDate?: string;
+    contentTime?: string;
+    blobKey: string;
+    size: number;
+    /** sha256 hex of the stored bytes. */
+    checksum: string;
+    /** ISO 8601. */
+    receivedAt: string;
+    sourceAETitle?: string;
+    sourceAddress?: string;
+    /** DICOM JSON document (PS3.18 Annex F) without bulk data. */
+    metadata: string;
+    /** JSON array of [offset, length] per frame, or of fragment lists. */
+    frameOffsets?: string;
+    characterSet?: string;
+  };
+}
+
+export type DuplicatePolicy = 'reject' | 'accept-if-identical' | 'overwrite';
+
+/**
+ * The result of committing one record. Which blob the caller then deletes:
+ * - `stored`: none.
+ * - `identical`, `duplicate-rejected`, `conflict`: the record's blob, unless it is
+ *   `existingBlobKey` (the index still points at that one).
+ * - `replaced`: `oldBlobKey`, unless it is the record's blob key.
+ */
+export type CommitOutcome =
+  | { kind: 'stored' }
+  | { kind: 'identical'; existingBlobKey: string }
+  | { kind: 'replaced'; oldBlobKey: string }
+  | { kind: 'duplicate-rejected'; existingChecksum: string; existingBlobKey: string }
+  | { kind: 'conflict'; existingChecksum: string; existingBlobKey: string };
+
+export interface CommitItem {
+  readonly record: InstanceRecord;
+  readonly policy: DuplicatePolicy;
+}
+
+export type IndexedInstance = InstanceRecord['instance'] & {
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+};
+
+export interface IndexCounts {
+  patients: number;
+  studies: number;
+  series: number;
+  instances: number;
+  /** Sum of the instances' sizes. */
+  bytes: number;
+}
+
+export interface Index {
+  /**
+   * Writes a batch of instances in ONE transaction (group commit): per record, applies its
+   * duplicate policy (decided by the unique constraint on SOP Instance UID), upserts the patient /
+   * study / series rows and updates the computed attributes incrementally. Returns one outcome per
+   * record, in order. Records of one batch see each other (a second copy of a UID in the same batch
+   * is a duplicate of the first). Throws (and writes nothing of the batch) on a database error.
+   */
+  commit(batch: readonly CommitItem[]): CommitOutcome[];
+  /** The instance row; its study and series are the ones it is filed under. */
+  instance(sopInstanceUid: string): IndexedInstance | undefined;
+  /** Every (sopInstanceUid, blobKey), for consistency checks after a crash. Safe to write while iterating. */
+  allBlobKeys(): Iterable<{ sopInstanceUid: string; blobKey: string }>;
+  counts(): IndexCounts;
+  /**
+   * The study row keyed by DICOM keyword (StudyInstanceUID, StudyDate, PatientName, ...) with the
+   * computed attributes NumberOfStudyRelatedSeries/Instances, ModalitiesInStudy (string[]),
+   * SOPClassesInStudy (string[]) and the study's patient's NumberOfPatientRelatedStudies/Series/
+   * Instances. Absent attributes are absent keys.
+   */
+  study(studyInstanceUid: string): Record<string, unknown> | undefined;
+  /** The series row keyed by DICOM keyword, with StudyInstanceUID and NumberOfSeriesRelatedInstances. */
+  series(seriesInstanceUid: string): Record<string, unknown> | undefined;
+  /** Removes an instance, keeps the counts exact and removes emptied series/study/patient rows. */
+  deleteInstance(sopInstanceUid: string): { blobKey: string } | undefined;
+  close(): void;
+}
