@@ -135,14 +135,15 @@ class FsBlobWriter implements BlobWriter {
       assertBlobKey(key);
       this.#flush();
       await this.#queue;
-      await this.#handle.sync();
+      if (this.#store.fsync) await this.#handle.sync();
       await this.#handle.close();
       const target = join(this.#store.blobsDir, key);
       const dir = dirname(target);
-      const created = await mkdir(dir, { recursive: true });
+      const created = this.#store.knownDirs.has(dir) ? undefined : await mkdir(dir, { recursive: true });
+      this.#store.knownDirs.add(dir);
       await rename(this.tempPath, target);
-      await fsyncDirectory(dir);
-      if (created !== undefined) {
+      if (this.#store.fsync) await fsyncDirectory(dir);
+      if (created !== undefined && this.#store.fsync) {
         // New folders are entries of their parents: make those durable too.
         for (let d = dir; d !== dirname(created); ) {
           d = dirname(d);
@@ -222,7 +223,16 @@ export class FsBlobStore implements BlobStore {
   /** Temp files of writers of this process that are neither committed nor aborted. */
   readonly #active = new Set<string>();
 
-  constructor(root: string) {
+  /**
+   * Whether commits are durable against power loss (fsync of the file and its folder). Without it a
+   * commit survives a process crash (the data is in the OS) but not a power failure, as storescp.
+   */
+  readonly fsync: boolean;
+  /** Folders of blobs known to exist: mkdir is skipped for them (a folder is never removed while running). */
+  readonly knownDirs = new Set<string>();
+
+  constructor(root: string, options: { readonly fsync?: boolean } = {}) {
+    this.fsync = options.fsync !== false;
     this.root = root;
     this.blobsDir = join(root, 'blobs');
     this.tmpDir = join(root, 'tmp');

@@ -66,8 +66,11 @@ export interface IngestResult {
 const METADATA_BULK_THRESHOLD = 1024;
 
 export const INGEST_DEFAULTS = {
-  /** How long the committer waits for more instances before one index transaction (group commit). */
-  groupCommitMs: 2,
+  /**
+   * How long the committer waits for more instances before one index transaction (group commit);
+   * 0 batches what arrived in the same turn of the event loop, adding no latency to a lone instance.
+   */
+  groupCommitMs: 0,
   maxBatch: 256,
 } as const;
 
@@ -85,7 +88,7 @@ interface Pending {
  */
 class GroupCommitter {
   private queue: Pending[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
 
   constructor(
     private readonly index: Index,
@@ -97,12 +100,17 @@ class GroupCommitter {
     return new Promise((resolve, reject) => {
       this.queue.push({ record, policy, resolve, reject });
       if (this.queue.length >= this.maxBatch) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.delayMs);
+      // With no delay, the batch is whatever arrived in this turn of the event loop: while one
+      // transaction waits for its fsync, the next one gathers every instance finished meanwhile.
+      else this.timer ??= this.delayMs > 0 ? setTimeout(() => this.flush(), this.delayMs) : setImmediate(() => this.flush());
     });
   }
 
   flush(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) {
+      clearTimeout(this.timer as NodeJS.Timeout);
+      clearImmediate(this.timer as NodeJS.Immediate);
+    }
     this.timer = undefined;
     const batch = this.queue;
     this.queue = [];

@@ -13,11 +13,16 @@ export interface EmbeddedArchive {
   close(): void;
 }
 
-export async function openEmbeddedArchive(dataDir: string): Promise<EmbeddedArchive> {
+/**
+ * Opens (creating if needed) the embedded archive. `fsync: false` answers C-STORE once the instance is
+ * with the OS (safe against a process crash, not a power failure), as DCMTK's storescp does.
+ */
+export async function openEmbeddedArchive(dataDir: string, options: { readonly fsync?: boolean } = {}): Promise<EmbeddedArchive> {
   await mkdir(dataDir, { recursive: true });
-  const blobs = new FsBlobStore(dataDir);
+  const fsync = options.fsync !== false;
+  const blobs = new FsBlobStore(dataDir, { fsync });
   const cleanedTemps = await blobs.cleanupTemps();
-  const index = SqliteIndex.open(join(dataDir, 'index.sqlite'));
+  const index = SqliteIndex.open(join(dataDir, 'index.sqlite'), { synchronous: fsync ? 'FULL' : 'NORMAL' });
   const ingest = new Ingest({ blobs, index });
   return { ingest, index, blobs, cleanedTemps, close: () => index.close() };
 }
