@@ -102,7 +102,9 @@ class GroupCommitter {
       if (this.queue.length >= this.maxBatch) this.flush();
       // With no delay, the batch is whatever arrived in this turn of the event loop: while one
       // transaction waits for its fsync, the next one gathers every instance finished meanwhile.
-      else this.timer ??= this.delayMs > 0 ? setTimeout(() => this.flush(), this.delayMs) : setImmediate(() => this.flush());
+      else
+        this.timer ??=
+          this.delayMs > 0 ? setTimeout(() => this.flush(), this.delayMs) : setImmediate(() => this.flush());
     });
   }
 
@@ -201,7 +203,6 @@ export class Ingest {
       }
     };
     try {
-      hash.update(header);
       await writer.write(header);
       for await (const chunk of data) {
         hash.update(chunk);
@@ -238,7 +239,6 @@ export class Ingest {
     const hash = createHash('sha256');
     const parts: Buffer[] = [];
     try {
-      hash.update(header);
       await writer.write(header);
       for await (const chunk of data) {
         hash.update(chunk);

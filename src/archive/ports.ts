@@ -124,7 +124,7 @@ export interface InstanceRecord {
     contentTime?: string;
     blobKey: string;
     size: number;
-    /** sha256 hex of the stored bytes. */
+    /** sha256 hex of the data set bytes as received (not of the File Meta Tessera put in front). */
     checksum: string;
     /** ISO 8601. */
     receivedAt: string;

@@ -5,7 +5,6 @@ import {
   describeFiles,
   formatStatus,
   listFiles,
-  type StoreItem,
   type StoreOutcome,
   statusCategory,
   storeFiles,

@@ -1,65 +1,114 @@
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { archiveStore, openEmbeddedArchive, startDimseServer } from '../server/index.ts';
-
-const POLICIES = ['reject', 'accept-if-identical', 'overwrite'] as const;
+import {
+  ConfigError,
+  type ConfigFlags,
+  DUPLICATE_POLICIES,
+  LOG_LEVELS,
+  loadConfig,
+  startArchive,
+} from '../server/index.ts';
 
 interface ServeOptions {
-  dataDir: string;
-  aeTitle: string;
-  dimsePort: string;
-  host: string;
+  config?: string;
+  dataDir?: string;
+  aeTitle?: string;
+  dimsePort?: string;
+  httpPort?: string;
+  host?: string;
+  peer?: string[];
+  callingAe?: string[];
   anyCalledAe?: boolean;
-  maxPdu: string;
-  duplicates: string;
+  duplicates?: string;
+  logLevel?: string;
+  maxPdu?: string;
+  shutdownGrace?: string;
 }
 
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/** `http://host:port` with IPv6 addresses in brackets. */
+function url(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * `tessera serve`: flags and/or a config file -> startArchive. No defaults here: they live in the
+ * configuration schema, so that a flag left out does not hide the config file's value.
+ * Exit codes: 2 for an invalid configuration, 1 when the archive cannot start, 0 after a graceful
+ * shutdown (SIGTERM/SIGINT; a second signal exits at once with 1).
+ */
 export function registerServe(program: Command, fail: (err: unknown) => never): void {
   program
     .command('serve')
     .description(
-      'start the archive: a DICOM SCP (C-ECHO, C-STORE) indexing what it receives (SQLite + blobs under --data-dir)',
+      'start the archive: a DICOM SCP (C-ECHO, C-STORE) indexing what it receives (SQLite + blobs under --data-dir), with admin HTTP endpoints (/healthz, /readyz, /stats, /metrics)',
     )
-    .option('--data-dir <dir>', 'where the archive keeps its index and instances', './data')
-    .option('--ae-title <title>', 'our AE title', 'TESSERA')
-    .option('--dimse-port <port>', 'DICOM (DIMSE) port', '11112')
-    .option('--host <address>', 'address to listen on (loopback unless you open it up)', '127.0.0.1')
+    .option('--config <file>', 'configuration file (.json, .yaml or .yml); flags override it')
+    .option('--data-dir <dir>', 'where the archive keeps its index and instances (default ./data)')
+    .option('--ae-title <title>', 'our AE title (default TESSERA)')
+    .option('--dimse-port <port>', 'DICOM (DIMSE) port (default 11112)')
+    .option('--http-port <port>', 'admin HTTP port (default 8080)')
+    .option('--host <address>', 'address to listen on (default 127.0.0.1: loopback unless you open it up)')
+    .option('--peer <AE=HOST:PORT>', 'a known remote AE (repeatable)', collect)
+    .option(
+      '--calling-ae <title>',
+      'accept associations only from this calling AE title (repeatable)',
+      collect,
+    )
     .option('--any-called-ae', 'accept associations whatever called AE title they use')
-    .option('--max-pdu <bytes>', 'maximum PDU length we receive', '116794')
     .option(
       '--duplicates <policy>',
-      `a SOP Instance UID received again: ${POLICIES.join(' | ')}`,
-      'accept-if-identical',
+      `a SOP Instance UID received again: ${DUPLICATE_POLICIES.join(' | ')} (default accept-if-identical)`,
     )
+    .option('--log-level <level>', `${LOG_LEVELS.join(' | ')} (default info)`)
+    .option('--max-pdu <bytes>', 'maximum PDU length we receive (default 116794)')
+    .option('--shutdown-grace <ms>', 'on SIGTERM, how long associations may go on (default 10000)')
     .action(async (o: ServeOptions) => {
+      const flags: ConfigFlags = {
+        dataDir: o.dataDir,
+        aeTitle: o.aeTitle,
+        dimsePort: o.dimsePort,
+        httpPort: o.httpPort,
+        host: o.host,
+        peers: o.peer,
+        callingAETitles: o.callingAe,
+        anyCalledAETitle: o.anyCalledAe,
+        duplicates: o.duplicates,
+        logLevel: o.logLevel,
+        maxPduLength: o.maxPdu,
+        shutdownGraceMs: o.shutdownGrace,
+      };
+      let config: Awaited<ReturnType<typeof loadConfig>>;
       try {
-        const policy = POLICIES.find((p) => p === o.duplicates);
-        if (!policy) throw new Error(`--duplicates ${o.duplicates}: expected one of ${POLICIES.join(', ')}`);
-        const dataDir = resolve(o.dataDir);
-        const archive = await openEmbeddedArchive(dataDir);
-        const server = await startDimseServer({
-          host: o.host,
-          port: Number(o.dimsePort),
-          aeTitle: o.aeTitle,
-          anyCalledAETitle: o.anyCalledAe === true,
-          maxPduLength: Number(o.maxPdu),
-          store: archiveStore(archive.ingest, () => policy),
-        });
+        config = await loadConfig({ file: o.config, flags });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) fail(err);
+        process.stderr.write(`tessera: error: ${(err as ConfigError).message} [ERR_CONFIG_INVALID]\n`);
+        process.exit(2);
+      }
+      try {
+        const archive = await startArchive(config);
         const cleaned = archive.cleanedTemps
           ? ` (${archive.cleanedTemps} unfinished instances of a previous run removed)`
           : '';
         process.stdout.write(
-          `tessera: ${o.aeTitle} listening on ${o.host}:${server.port} (DIMSE), archive in ${dataDir}${cleaned}\n`,
+          `tessera: ${config.aeTitle} listening on ${config.host}:${archive.dimsePort} (DIMSE), ${url(config.host, archive.httpPort)}, archive in ${config.dataDir}${cleaned}\n`,
         );
-        const stop = (): void => {
-          process.stdout.write('tessera: shutting down, finishing associations in progress\n');
-          void server.close(10_000).then(() => {
-            archive.close();
-            process.exit(0);
-          });
+        let stopping = false;
+        const stop = (signal: NodeJS.Signals): void => {
+          if (stopping) {
+            process.stderr.write(`tessera: ${signal} again, exiting without waiting\n`);
+            process.exit(1);
+          }
+          stopping = true;
+          process.stdout.write(`tessera: ${signal}: shutting down, finishing associations in progress\n`);
+          archive.close().then(
+            () => process.exit(0),
+            (err: unknown) => fail(err),
+          );
         };
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
       } catch (err) {
         fail(err);
       }

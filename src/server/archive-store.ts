@@ -17,7 +17,10 @@ export interface EmbeddedArchive {
  * Opens (creating if needed) the embedded archive. `fsync: false` answers C-STORE once the instance is
  * with the OS (safe against a process crash, not a power failure), as DCMTK's storescp does.
  */
-export async function openEmbeddedArchive(dataDir: string, options: { readonly fsync?: boolean } = {}): Promise<EmbeddedArchive> {
+export async function openEmbeddedArchive(
+  dataDir: string,
+  options: { readonly fsync?: boolean } = {},
+): Promise<EmbeddedArchive> {
   await mkdir(dataDir, { recursive: true });
   const fsync = options.fsync !== false;
   const blobs = new FsBlobStore(dataDir, { fsync });

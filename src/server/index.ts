@@ -1,3 +1,29 @@
+export {
+  type AdminHttp,
+  type AdminHttpOptions,
+  ArchiveMetrics,
+  type Readiness,
+  startAdminHttp,
+} from './admin-http.ts';
+export { type RunningArchive, type StartOptions, startArchive } from './archive-server.ts';
 export { archiveStore, type EmbeddedArchive, openEmbeddedArchive } from './archive-store.ts';
+export {
+  aeTitleProblem,
+  ConfigError,
+  type ConfigFlags,
+  type ConfigIssue,
+  configSchema,
+  DUPLICATE_POLICIES,
+  duplicatePolicyFor,
+  FLAG_NAMES,
+  LOG_LEVELS,
+  type LogLevel,
+  loadConfig,
+  parseConfig,
+  parsePeerFlag,
+  type ServerConfig,
+  type ServerConfigInput,
+} from './config.ts';
 export { type DimseServer, type DimseServerOptions, startDimseServer } from './dimse-server.ts';
 export { folderStore } from './folder-store.ts';
+export { CHANNELS, createLogger, hexStatus, type Logger, subscribeLogs } from './logging.ts';

@@ -1,0 +1,152 @@
+/**
+ * `tessera serve` as a library function: the embedded archive (blobs + SQLite index), the DIMSE
+ * SCP storing into it, the admin HTTP endpoints, structured logs and metrics; and the graceful
+ * shutdown that finishes the stores in progress before the index is closed.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import type { DestinationStream } from 'pino';
+import type { HandlerResult, IncomingRequest } from '../dimse/index.ts';
+import { type AdminHttp, ArchiveMetrics, startAdminHttp } from './admin-http.ts';
+import { archiveStore, type EmbeddedArchive, openEmbeddedArchive } from './archive-store.ts';
+import { duplicatePolicyFor, type ServerConfig } from './config.ts';
+import { type DimseServer, startDimseServer } from './dimse-server.ts';
+import { createLogger, type Logger, subscribeLogs } from './logging.ts';
+
+export interface RunningArchive {
+  /** The ports actually listened on (the configured ones, or the free ones picked for 0). */
+  readonly dimsePort: number;
+  readonly httpPort: number;
+  readonly dataDir: string;
+  /** Temporary blobs of a previous run (a crash) removed at start-up. */
+  readonly cleanedTemps: number;
+  readonly logger: Logger;
+  readonly archive: EmbeddedArchive;
+  readonly metrics: ArchiveMetrics;
+  /**
+   * Graceful shutdown: stop accepting associations, let those in progress finish (their stores
+   * answered and durable) for up to `shutdownGraceMs` before aborting them, close the admin HTTP,
+   * then the index. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Where the JSON log lines go (default stdout). */
+  readonly logDestination?: DestinationStream;
+  /** Node's process metrics (memory, CPU, event loop) in /metrics (default true). */
+  readonly processMetrics?: boolean;
+}
+
+/** Counts the bytes of a data set on their way to ingest (for tessera_bytes_received_total). */
+function counting(count: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) {
+      count(chunk.length);
+      done(null, chunk);
+    },
+  });
+}
+
+export async function startArchive(
+  config: ServerConfig,
+  options: StartOptions = {},
+): Promise<RunningArchive> {
+  const logger = createLogger(config.logLevel, options.logDestination);
+  const metrics = new ArchiveMetrics({ processMetrics: options.processMetrics !== false });
+  const unsubscribe = [subscribeLogs(logger), metrics.subscribe()];
+  let archive: EmbeddedArchive | undefined;
+  let dimse: DimseServer | undefined;
+  let http: AdminHttp | undefined;
+  let dimseUp = false;
+  const stopEarly = async (): Promise<void> => {
+    await dimse?.close(0);
+    await http?.close();
+    archive?.close();
+    for (const off of unsubscribe) off();
+  };
+  try {
+    archive = await openEmbeddedArchive(config.dataDir);
+    const opened = archive;
+    const store = archiveStore(opened.ingest, duplicatePolicyFor(config));
+    dimse = await startDimseServer({
+      host: config.host,
+      port: config.dimsePort,
+      aeTitle: config.aeTitle,
+      anyCalledAETitle: config.anyCalledAETitle,
+      ...(config.callingAETitles ? { callingAETitles: config.callingAETitles } : {}),
+      maxPduLength: config.maxPduLength,
+      store: (rq: IncomingRequest): Promise<HandlerResult> => {
+        if (!rq.dataset) return store(rq);
+        const counted = rq.dataset.pipe(counting((n) => metrics.bytesReceived.inc(n)));
+        // pipe() does not pass errors on: an association that ends mid data set must end ingest too.
+        rq.dataset.once('error', (err) => counted.destroy(err));
+        return store({ ...rq, dataset: counted });
+      },
+    });
+    dimseUp = true;
+    http = await startAdminHttp({
+      host: config.host,
+      port: config.httpPort,
+      metrics: metrics.registry,
+      readiness: () => {
+        let index: true | string = true;
+        try {
+          opened.index.counts();
+        } catch (err) {
+          index = (err as Error).message;
+        }
+        const listener = dimseUp ? true : 'the DIMSE listener is closed';
+        return { ready: index === true && listener === true, checks: { dimse: listener, index } };
+      },
+      stats: async () => ({
+        aeTitle: config.aeTitle,
+        index: opened.index.counts(),
+        disk: await opened.blobs.usage(),
+        associations: { open: metrics.openAssociations },
+        uptimeSeconds: Math.round(process.uptime()),
+      }),
+    });
+  } catch (err) {
+    await stopEarly();
+    throw err;
+  }
+  const running = { archive, dimse, http };
+  logger.info(
+    {
+      aeTitle: config.aeTitle,
+      host: config.host,
+      dimsePort: dimse.port,
+      httpPort: http.port,
+      dataDir: config.dataDir,
+      peers: Object.keys(config.peers),
+      cleanedTemps: archive.cleanedTemps,
+    },
+    'archive started',
+  );
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      dimseUp = false;
+      logger.info(
+        { openAssociations: metrics.openAssociations, graceMs: config.shutdownGraceMs },
+        'shutting down: no new associations, finishing those in progress',
+      );
+      await running.dimse.close(config.shutdownGraceMs);
+      await running.http.close();
+      running.archive.close();
+      logger.info('archive stopped');
+      for (const off of unsubscribe) off();
+    })();
+    return closing;
+  };
+  return {
+    dimsePort: dimse.port,
+    httpPort: http.port,
+    dataDir: config.dataDir,
+    cleanedTemps: archive.cleanedTemps,
+    logger,
+    archive,
+    metrics,
+    close,
+  };
+}
