@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { describeFile } from '../dimse/index.ts';
 import {
   type Child,
   datasetBytes,
@@ -25,7 +24,8 @@ import {
   sleep,
   start,
   writeInstance,
-} from './interop.helpers.ts';
+} from '../../test/helpers/interop.ts';
+import { describeFile } from '../dimse/index.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const corpus = fileURLToPath(new URL('../../../shared/data/dicom/', import.meta.url));

@@ -162,41 +162,17 @@ export function readPart10(bytes: Uint8Array, options: ReadOptions = {}): Part10
     meta = metaReader(0).builder.root;
   }
   const declared = declaredSyntax(meta);
-  let body = input.subarray(datasetOffset);
-  let syntax = declared.ts ?? detectEncoding(body, undefined);
-  let base = datasetOffset;
-  if (syntax.deflated) {
-    try {
-      body = inflateRawSync(body);
-    } catch (err) {
-      throw new CodecError(
-        'ERR_CODEC_DEFLATE',
-        'the deflated data set cannot be inflated',
-        { offset: datasetOffset },
-        { cause: err },
-      );
-    }
-    base = 0;
-  }
-  syntax = detectEncoding(body.subarray(0, 8), syntax);
-  let builder: DatasetBuilder | undefined;
-  builder = new DatasetBuilder({
-    bulkThreshold: options.bulkThreshold ?? READ_DEFAULTS.bulkThreshold,
-    bulk: 'inline',
-    littleEndian: syntax.littleEndian,
-  });
-  const reader = new TokenReader({
-    explicitVR: syntax.explicitVR,
-    littleEndian: syntax.littleEndian,
-    baseOffset: base,
-    streamThreshold: Number.POSITIVE_INFINITY,
-    implicitVR: implicitVRFor(() => builder!),
-    ...(options.stopBeforeTag === undefined ? {} : { stopBeforeTag: options.stopBeforeTag }),
-    ...(options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }),
-  });
-  reader.push(body);
-  reader.end();
-  const stoppedAt = drain(reader, builder);
+  const body = input.subarray(datasetOffset);
+  const parsed = parseInMemory(
+    body,
+    declared.ts ?? detectEncoding(body, undefined),
+    datasetOffset,
+    options,
+    true,
+  );
+  const syntax = parsed.syntax;
+  const builder = parsed.builder;
+  const stoppedAt = parsed.stoppedAt;
   return {
     preamble: layout.preamble ? input.subarray(0, 128) : undefined,
     meta,
@@ -469,29 +445,54 @@ export function decodeDataset(
   transferSyntaxUid: string,
   options: ReadOptions = {},
 ): Dataset {
-  const syntax = transferSyntax(transferSyntaxUid);
-  let body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  if (syntax.deflated) {
+  const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  return parseInMemory(
+    body,
+    transferSyntax(transferSyntaxUid),
+    0,
+    { ...options, bulkThreshold: Number.POSITIVE_INFINITY },
+    false,
+  ).builder.root;
+}
+
+/**
+ * Parses a data set held in memory (the shared core of `readPart10` and `decodeDataset`): inflates a
+ * deflated one, optionally checks the encoding against the first element header, and keeps every
+ * value as a zero-copy slice.
+ */
+function parseInMemory(
+  input: Buffer,
+  declared: TransferSyntax,
+  offset: number,
+  options: ReadOptions,
+  detect: boolean,
+): { syntax: TransferSyntax; builder: DatasetBuilder; stoppedAt: Tag | undefined } {
+  let body = input;
+  let base = offset;
+  if (declared.deflated) {
     try {
       body = inflateRawSync(body);
     } catch (err) {
       throw new CodecError(
         'ERR_CODEC_DEFLATE',
         'the deflated data set cannot be inflated',
-        { offset: 0 },
+        { offset },
         { cause: err },
       );
     }
+    base = 0;
   }
+  const syntax = detect ? detectEncoding(body.subarray(0, 8), declared) : declared;
   let builder: DatasetBuilder | undefined;
   builder = new DatasetBuilder({
-    bulkThreshold: Number.POSITIVE_INFINITY,
+    bulkThreshold: options.bulkThreshold ?? READ_DEFAULTS.bulkThreshold,
     bulk: 'inline',
     littleEndian: syntax.littleEndian,
   });
   const reader = new TokenReader({
     explicitVR: syntax.explicitVR,
     littleEndian: syntax.littleEndian,
+    baseOffset: base,
     streamThreshold: Number.POSITIVE_INFINITY,
     implicitVR: implicitVRFor(() => builder!),
     ...(options.stopBeforeTag === undefined ? {} : { stopBeforeTag: options.stopBeforeTag }),
@@ -499,6 +500,6 @@ export function decodeDataset(
   });
   reader.push(body);
   reader.end();
-  drain(reader, builder);
-  return builder.root;
+  const stoppedAt = drain(reader, builder);
+  return { syntax, builder, stoppedAt };
 }

@@ -11,9 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { SqliteIndex } from '../archive/index.ts';
-import { startArchive } from './archive-server.ts';
-import { parseConfig } from './config.ts';
 import {
   type Child,
   killChildren,
@@ -22,7 +19,10 @@ import {
   sleep,
   start,
   writeInstance,
-} from './interop.helpers.ts';
+} from '../../test/helpers/interop.ts';
+import { SqliteIndex } from '../archive/index.ts';
+import { startArchive } from './archive-server.ts';
+import { parseConfig } from './config.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RED_TRIANGLE = fileURLToPath(

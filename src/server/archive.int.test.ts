@@ -10,11 +10,19 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import {
+  freePort,
+  killChildren,
+  requireTools,
+  run,
+  sleep,
+  start,
+  writeInstance,
+} from '../../test/helpers/interop.ts';
 import { FsBlobStore, Ingest, SqliteIndex } from '../archive/index.ts';
 import { datasetToJson, type JsonDataset, readPart10 } from '../codec/index.ts';
 import { DicomError } from '../core/index.ts';
 import { archiveStore, openEmbeddedArchive, startDimseServer } from './index.ts';
-import { freePort, killChildren, requireTools, run, sleep, start, writeInstance } from './interop.helpers.ts';
 
 const corpus = new URL('../../../shared/data/dicom/', import.meta.url);
 

@@ -18,17 +18,6 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { TRANSFER_SYNTAXES } from '../codec/index.ts';
-import {
-  Dimse,
-  describeFile,
-  type HandlerResult,
-  type IncomingRequest,
-  STATUS,
-  storeFiles,
-} from '../dimse/index.ts';
-import { listen, UL_DEFAULTS } from '../ul/index.ts';
-import { type DimseServer, startDimseServer } from './dimse-server.ts';
 import {
   cuttingProxy,
   datasetBytes,
@@ -41,7 +30,18 @@ import {
   sleep,
   start,
   writeInstance,
-} from './interop.helpers.ts';
+} from '../../test/helpers/interop.ts';
+import { TRANSFER_SYNTAXES } from '../codec/index.ts';
+import {
+  Dimse,
+  describeFile,
+  type HandlerResult,
+  type IncomingRequest,
+  STATUS,
+  storeFiles,
+} from '../dimse/index.ts';
+import { listen, UL_DEFAULTS } from '../ul/index.ts';
+import { type DimseServer, startDimseServer } from './dimse-server.ts';
 
 /** A short ARTIM for the test server, so connections it aborts close quickly (default 30 s). */
 const ARTIM_MS = 2000;

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
-import { part10Header, readPart10, readPart10File } from '../codec/index.ts';
+import { part10Header, readPart10, readPart10File } from '../../src/codec/index.ts';
 
 /** Every child started through these helpers, so that an after() hook can kill what is left. */
 const children = new Set<ChildProcess>();
