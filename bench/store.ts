@@ -1,33 +1,41 @@
 /**
- * C-STORE throughput benchmark: Tessera's SCP and SCU against DCMTK's storescp and storescu, same
+ * C-STORE throughput benchmark: Tessera's archive SCP (`tessera serve`, with its SQLite index) against
+ * DCMTK's storescp (no index) and Orthanc (SQLite index), and Tessera's SCU against storescu: same
  * files, same disk, same run.
  *
- *   npm run bench:store -- [--files N] [--rounds R] [--parallel P]
- *   npx tsx bench/store.ts --files 1000 --rounds 3 --parallel 4      (the defaults)
+ *   npm run bench:store -- [--sets large,small] [--files N] [--small-files M] [--rounds R] [--parallel P]
+ *   npx tsx bench/store.ts --sets large,small --files 1000 --small-files 10000 --rounds 3 --parallel 4
+ *                                                                                     (the defaults)
  *
- * (a) storescu -> `tessera serve` (a child process, fresh for each run), one association, then P
- *     storescu processes in parallel (storescu has no parallel option), each sending every P-th file;
+ * Two data sets: "large" = N CT-like instances of 0.5 MiB, "small" = M CT-like instances of ~8 KiB.
+ * For each set, with one association and with P (storescu has no parallel option, so P storescu
+ * processes each send every P-th file):
+ * (a) storescu -> `tessera serve` (a child process, fresh archive for each run: index + blobs);
  * (b) the same SCUs -> DCMTK `storescp -od D +xa PORT` (single process, as DCMTK runs it by default:
  *     it serves one association at a time, so P storescu are served one after another), and, for P
- *     associations, also `storescp --fork` (one child process per association); ratio (a)/(b).
- * (c) `tessera store [--parallel P]` -> storescp vs storescu -> storescp: the ratio of the SCUs. With P
- *     associations both SCUs send to `storescp --fork` (so the SCP does not serialize them) and also to
- *     the single-process storescp.
+ *     associations, also `storescp --fork` (one child process per association); ratio (a)/(b);
+ * (c) the same SCUs -> Orthanc (Debian package, default SQLite index, a fresh storage and index folder
+ *     for each run); ratio (a)/(c);
+ * (d) `tessera store [--parallel P]` -> storescp vs storescu -> storescp: the ratio of the SCUs (by
+ *     default on the large set only, --scu-sets). With P associations both SCUs send to `storescp
+ *     --fork` (so the SCP does not serialize them) and also to the single-process storescp.
  *
  * A run = a fresh server on a free port with a fresh receive folder, the SCU(s) spawned, timed from the
- * first spawn to the last exit, then the received files counted (fewer than sent = a failed run, printed
- * loudly), the server's peak RSS (VmHWM) and CPU time read from /proc, the server stopped, the receive
- * folder synced, dropped from the page cache and moved into a graveyard (deleting ~0.5 GB stalls file
- * creation for seconds on this disk, which is mounted with `discard`), all untimed, so no run pays for
- * the previous one's writeback or cache. The graveyard is deleted at the very end (--keep-received
- * leaves it). An untimed warm-up run per SCP comes first; rounds run the runs in alternating order
- * (forward, then reversed). DCMTK tools get TCP_NODELAY=1 (Debian's DCMTK leaves Nagle on otherwise);
- * Tessera sets noDelay itself. Everything is on 127.0.0.1 and bounded in time.
+ * first spawn to the last exit, then the received instances counted (storescp: files; Tessera: blob files
+ * and index rows; Orthanc: its REST /statistics and its storage files; fewer than sent = a failed run,
+ * printed loudly), the server's peak RSS (VmHWM) and CPU time read from /proc, the server stopped, the
+ * receive folder synced, dropped from the page cache and moved into a graveyard (deleting ~0.5 GB stalls
+ * file creation for seconds on this disk, which is mounted with `discard`), all untimed, so no run pays
+ * for the previous one's writeback or cache. The graveyard is deleted at the very end (--keep-received
+ * leaves it). An untimed warm-up run per SCP and set comes first; rounds run the runs in alternating
+ * order (forward, then reversed). DCMTK tools and Orthanc get TCP_NODELAY=1 (Debian's DCMTK leaves Nagle
+ * on otherwise; Orthanc's SCP is DCMTK's); Tessera sets noDelay itself. Everything is on 127.0.0.1 and
+ * bounded in time.
  *
- * Data: N CT-like instances (145 elements with meta and sequence items, 512x512x16-bit Pixel Data =
- * 0.5 MiB, explicit VR LE), generated into os.tmpdir()/tessera-bench-store/files and reused. MB here
- * means MiB (2^20 bytes) of Part 10 file sent. Progress goes to stderr; the human table and then the JSON
- * summary go to stdout. The exit code is 1 if any run failed.
+ * Data: CT-like instances (145 elements with meta and sequence items, explicit VR LE) with 512x512 (large,
+ * 0.5 MiB) or 50x50 (small, ~8 KiB) 16-bit Pixel Data, generated into os.tmpdir()/tessera-bench-store/
+ * files and files-small and reused. MB here means MiB (2^20 bytes) of Part 10 file sent. Progress goes to
+ * stderr; the human table and then the JSON summary go to stdout. The exit code is 1 if any run failed.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -47,6 +55,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { Dataset, writePart10 } from '../src/codec/index.ts';
 import { Tag } from '../src/dictionary/index.ts';
 
@@ -54,16 +63,10 @@ import { Tag } from '../src/dictionary/index.ts';
 // Options
 
 const MiB = 1024 * 1024;
-const ROWS = 512;
-const COLUMNS = 512;
-const FRAME_BYTES = ROWS * COLUMNS * 2;
 const SLICES_PER_SERIES = 50;
 const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
 const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
-/** Bump when the generated content changes, so stale data in the temp dir is not reused. */
-const DATA_VERSION = 'store-v1';
 const BENCH_DIR = path.join(os.tmpdir(), 'tessera-bench-store');
-const FILES_DIR = path.join(BENCH_DIR, 'files');
 /** Receive folders of runs in progress. */
 const RUNS_DIR = path.join(BENCH_DIR, 'runs');
 /** Receive folders of finished runs, moved here (a rename) and deleted at the very end. */
@@ -72,46 +75,135 @@ const SCRIPT = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SCRIPT), '..');
 const TESSERA_MAIN = path.join(ROOT, 'src', 'cli', 'main.ts');
 const HOST = '127.0.0.1';
-/** Tessera serve's default --max-pdu; storescp gets the same (its own default is 16384). */
+/** Tessera serve's default --max-pdu; storescp and Orthanc get the same (their own default is 16384). */
 const SCP_MAX_PDU = 116_794;
 const SERVER_READY_MS = 30_000;
 const SERVER_STOP_MS = 15_000;
 const SYNC_MS = 180_000;
 /** The longest wait, before the first run, for discards left by an earlier delete to end. */
 const SETTLE_MS = 180_000;
+/** Tessera against storescp (large set) and tessera store against storescu: at least as fast. */
 const TARGET_RATIO = 1.0;
-/** Environment of every child: DCMTK reads TCP_NODELAY (Debian's build leaves Nagle on without it). */
+/** Tessera against Orthanc (both sets): at least 3x its throughput (issue 4). */
+const TARGET_ORTHANC_RATIO = 3.0;
+/** Tessera server's peak RSS in every run (issue 4: "< 200 MB"; MB means MiB in this benchmark). */
+const TARGET_RSS_MIB = 200;
+const ORTHANC = '/usr/sbin/Orthanc';
+/** Environment of every child: DCMTK (and Orthanc's DCMTK network layer) reads TCP_NODELAY. */
 const CHILD_ENV = { ...process.env, TCP_NODELAY: '1' };
 
+type SetName = 'large' | 'small';
+const SET_NAMES: readonly SetName[] = ['large', 'small'];
+
+/** A data set: CT-like instances whose Pixel Data is rows x columns x 16 bits. */
+interface SetSpec {
+  readonly name: SetName;
+  readonly rows: number;
+  readonly columns: number;
+  readonly dir: string;
+  readonly prefix: string;
+  /** Prefix of the UID kinds, so that the sets never share a UID. */
+  readonly uidPrefix: string;
+  /** Bump when the generated content changes, so stale data in the temp dir is not reused. */
+  readonly dataVersion: string;
+  /** How many of the files the warm-up run sends (untimed). */
+  readonly warmUpFiles: number;
+}
+
+const SETS: Record<SetName, SetSpec> = {
+  large: {
+    name: 'large',
+    rows: 512,
+    columns: 512,
+    dir: path.join(BENCH_DIR, 'files'),
+    prefix: 'ct',
+    uidPrefix: '',
+    dataVersion: 'store-v1',
+    warmUpFiles: Number.POSITIVE_INFINITY,
+  },
+  small: {
+    name: 'small',
+    rows: 50,
+    columns: 50,
+    dir: path.join(BENCH_DIR, 'files-small'),
+    prefix: 'sm',
+    uidPrefix: 'small-',
+    dataVersion: 'store-small-v1',
+    warmUpFiles: 2000,
+  },
+};
+
 interface Args {
+  sets: SetName[];
   files: number;
+  smallFiles: number;
   rounds: number;
   parallel: number;
+  /** Sets on which `tessera store` is compared with storescu (d). */
+  scuSets: SetName[];
+  orthanc: boolean;
   keepReceived: boolean;
 }
 
+function parseSets(flag: string, v: string, allowNone: boolean): SetName[] {
+  if (allowNone && v === 'none') return [];
+  const out: SetName[] = [];
+  for (const s of v.split(',')) {
+    const name = SET_NAMES.find((x) => x === s.trim());
+    if (!name) throw new Error(`${flag} ${v}: expected a comma-separated list of ${SET_NAMES.join(', ')}`);
+    if (!out.includes(name)) out.push(name);
+  }
+  if (out.length === 0) throw new Error(`${flag}: no set`);
+  return out;
+}
+
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { files: 1000, rounds: 3, parallel: 4, keepReceived: false };
+  const args: Args = {
+    sets: ['large', 'small'],
+    files: 1000,
+    smallFiles: 10_000,
+    rounds: 3,
+    parallel: 4,
+    scuSets: ['large'],
+    orthanc: true,
+    keepReceived: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inline] = a.includes('=') ? (a.split('=', 2) as [string, string]) : [a, undefined];
-    const int = (min: number, max: number): number => {
+    const value = (): string => {
       const v = inline ?? argv[++i];
       if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    const int = (min: number, max: number): number => {
+      const v = value();
       const n = Number(v);
       if (!Number.isInteger(n) || n < min || n > max)
         throw new Error(`${flag} ${v}: expected ${min}..${max}`);
       return n;
     };
     switch (flag) {
+      case '--sets':
+        args.sets = parseSets(flag, value(), false);
+        break;
       case '--files':
         args.files = int(1, 100_000);
+        break;
+      case '--small-files':
+        args.smallFiles = int(1, 100_000);
         break;
       case '--rounds':
         args.rounds = int(1, 100);
         break;
       case '--parallel':
         args.parallel = int(1, 64);
+        break;
+      case '--scu-sets':
+        args.scuSets = parseSets(flag, value(), true);
+        break;
+      case '--no-orthanc':
+        args.orthanc = false;
         break;
       case '--keep-received':
         args.keepReceived = true;
@@ -120,7 +212,11 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: tsx bench/store.ts [--files N=1000] [--rounds R=3] [--parallel P=4] [--keep-received]',
+          'usage: tsx bench/store.ts [--sets large,small] [--files N=1000] [--small-files M=10000] ' +
+            '[--rounds R=3] [--parallel P=4] [--scu-sets large|large,small|none] [--no-orthanc] [--keep-received]\n' +
+            '  --files: instances of the large set (0.5 MiB); --small-files: of the small set (~8 KiB)\n' +
+            '  --scu-sets: the sets on which tessera store is compared with storescu (default large)\n' +
+            '  --no-orthanc: leave Orthanc out (its targets are then not checked)',
         );
         process.exit(0);
         break;
@@ -128,6 +224,7 @@ function parseArgs(argv: readonly string[]): Args {
         throw new Error(`unknown argument ${a}`);
     }
   }
+  args.scuSets = args.scuSets.filter((s) => args.sets.includes(s));
   return args;
 }
 
@@ -169,7 +266,8 @@ function isoDate(base: Date, addDays: number): string {
  * frame of reference, equipment, image plane, image pixel, CT image, VOI LUT, SOP common, three
  * sequences, two private blocks. Everything but Pixel Data.
  */
-function ctHeader(i: number): Dataset {
+function ctHeader(i: number, spec: SetSpec): Dataset {
+  const u = (kind: string, n: number): string => uid(`${spec.uidPrefix}${kind}`, n);
   const rnd = mulberry32(i + 1);
   const study = Math.floor(i / SLICES_PER_SERIES);
   const slice = i % SLICES_PER_SERIES;
@@ -197,7 +295,7 @@ function ctHeader(i: number): Dataset {
   v(Tag.InstanceCreationDate, date);
   v(Tag.InstanceCreationTime, time(t0 + 0.1));
   v(Tag.SOPClassUID, CT_IMAGE_STORAGE);
-  v(Tag.SOPInstanceUID, uid('sop', i));
+  v(Tag.SOPInstanceUID, u('sop', i));
   v(Tag.StudyDate, date);
   v(Tag.SeriesDate, date);
   v(Tag.AcquisitionDate, date);
@@ -236,7 +334,7 @@ function ctHeader(i: number): Dataset {
     [-1, 1].map((d) =>
       item([
         [Tag.ReferencedSOPClassUID, CT_IMAGE_STORAGE],
-        [Tag.ReferencedSOPInstanceUID, uid('sop', Math.max(0, i + d))],
+        [Tag.ReferencedSOPInstanceUID, u('sop', Math.max(0, i + d))],
       ]),
     ),
     false,
@@ -293,22 +391,22 @@ function ctHeader(i: number): Dataset {
   v(Tag.ReconstructionTargetCenterPatient, 0, -160, z);
   v(Tag.ExposureModulationType, 'XYZ_EC');
   v(Tag.CTDIvol, 8 + rnd() * 4);
-  v(Tag.StudyInstanceUID, uid('study', study));
-  v(Tag.SeriesInstanceUID, uid('series', study));
+  v(Tag.StudyInstanceUID, u('study', study));
+  v(Tag.SeriesInstanceUID, u('series', study));
   v(Tag.StudyID, String(study + 1));
   v(Tag.SeriesNumber, 3);
   v(Tag.AcquisitionNumber, 1);
   v(Tag.InstanceNumber, slice + 1);
   v(Tag.ImagePositionPatient, -190, -350, z);
   v(Tag.ImageOrientationPatient, 1, 0, 0, 0, 1, 0);
-  v(Tag.FrameOfReferenceUID, uid('frame-of-reference', study));
+  v(Tag.FrameOfReferenceUID, u('frame-of-reference', study));
   v(Tag.PositionReferenceIndicator, 'SN');
   v(Tag.SliceLocation, z);
   v(Tag.ImagesInAcquisition, SLICES_PER_SERIES);
   v(Tag.SamplesPerPixel, 1);
   v(Tag.PhotometricInterpretation, 'MONOCHROME2');
-  v(Tag.Rows, ROWS);
-  v(Tag.Columns, COLUMNS);
+  v(Tag.Rows, spec.rows);
+  v(Tag.Columns, spec.columns);
   v(Tag.PixelSpacing, 0.7421875, 0.7421875);
   v(Tag.BitsAllocated, 16);
   v(Tag.BitsStored, 12);
@@ -347,16 +445,26 @@ function ctHeader(i: number): Dataset {
   return ds;
 }
 
-/** One 512x512 slice of a cylinder phantom with noise (12-bit, unsigned, CT numbers + 1024). */
-function baseSlice(): Buffer {
+/** Bytes of one frame of a set's Pixel Data (16 bits per pixel). */
+function frameBytes(spec: SetSpec): number {
+  return spec.rows * spec.columns * 2;
+}
+
+/**
+ * One slice of a cylinder phantom with noise (12-bit, unsigned, CT numbers + 1024), scaled to the
+ * set's matrix (the 512x512 slice is the one the large files were generated with).
+ */
+function baseSlice(spec: SetSpec): Buffer {
   const rnd = mulberry32(42);
-  const px = Buffer.alloc(FRAME_BYTES);
-  for (let y = 0; y < ROWS; y++) {
-    for (let x = 0; x < COLUMNS; x++) {
-      const r = Math.hypot(x - 256, y - 256);
-      const hu = r > 230 ? -1000 : r > 220 ? 300 : r < 40 ? 60 : 0;
+  const { rows, columns } = spec;
+  const s = columns / 512;
+  const px = Buffer.alloc(frameBytes(spec));
+  for (let y = 0; y < rows; y++) {
+    for (let x = 0; x < columns; x++) {
+      const r = Math.hypot(x - columns / 2, y - rows / 2);
+      const hu = r > 230 * s ? -1000 : r > 220 * s ? 300 : r < 40 * s ? 60 : 0;
       const value = Math.max(0, Math.min(4095, hu + 1024 + Math.round((rnd() - 0.5) * 40)));
-      px.writeUInt16LE(value, (y * COLUMNS + x) * 2);
+      px.writeUInt16LE(value, (y * columns + x) * 2);
     }
   }
   return px;
@@ -371,40 +479,42 @@ function countElements(ds: Dataset): number {
   return n;
 }
 
-function filePath(i: number): string {
-  return path.join(FILES_DIR, `ct-${String(i).padStart(5, '0')}.dcm`);
+function filePath(spec: SetSpec, i: number): string {
+  return path.join(spec.dir, `${spec.prefix}-${String(i).padStart(5, '0')}.dcm`);
 }
 
 interface FileSet {
+  readonly spec: SetSpec;
   readonly paths: string[];
   readonly bytes: number;
   /** Elements of file 0's data set (with sequence items; the File Meta adds 6 more). */
   readonly elements: number;
 }
 
-/** Generates the files once (reused while DATA_VERSION matches; an old set is moved to the graveyard). */
-function ensureFiles(n: number): FileSet {
-  const stamp = path.join(FILES_DIR, 'VERSION');
-  if (existsSync(FILES_DIR) && (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== DATA_VERSION)) {
+/** Generates a set's files once (reused while its version matches; an old set goes to the graveyard). */
+function ensureFiles(spec: SetSpec, n: number): FileSet {
+  const stamp = path.join(spec.dir, 'VERSION');
+  if (existsSync(spec.dir) && (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== spec.dataVersion)) {
     mkdirSync(GRAVEYARD, { recursive: true });
-    renameSync(FILES_DIR, path.join(GRAVEYARD, `files-stale-${Date.now()}`));
+    renameSync(spec.dir, path.join(GRAVEYARD, `${path.basename(spec.dir)}-stale-${Date.now()}`));
   }
-  mkdirSync(FILES_DIR, { recursive: true });
-  writeFileSync(stamp, DATA_VERSION);
+  mkdirSync(spec.dir, { recursive: true });
+  writeFileSync(stamp, spec.dataVersion);
+  const fb = frameBytes(spec);
   let base: Buffer | undefined;
   let made = 0;
   const paths: string[] = [];
   let bytes = 0;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    const p = filePath(i);
+    const p = filePath(spec, i);
     paths.push(p);
     if (!existsSync(p)) {
-      base ??= baseSlice();
-      const ds = ctHeader(i);
+      base ??= baseSlice(spec);
+      const ds = ctHeader(i, spec);
       const px = Buffer.from(base);
       px.writeUInt16LE((i * 31) & 0x0fff, 0);
-      px.writeUInt16LE((i * 7919 + 1234) & 0x0fff, FRAME_BYTES - 2);
+      px.writeUInt16LE((i * 7919 + 1234) & 0x0fff, fb - 2);
       ds.setBytes(Tag.PixelData, 'OW', px);
       const tmp = `${p}.partial`;
       writeFileSync(tmp, writePart10({ dataset: ds }, EXPLICIT_VR_LE));
@@ -413,8 +523,9 @@ function ensureFiles(n: number): FileSet {
     }
     bytes += statSync(p).size;
   }
-  if (made) log(`generated ${made} files in ${FILES_DIR} (${(performance.now() - t0).toFixed(0)} ms)`);
-  return { paths, bytes, elements: countElements(ctHeader(0)) };
+  if (made)
+    log(`generated ${made} ${spec.name} files in ${spec.dir} (${(performance.now() - t0).toFixed(0)} ms)`);
+  return { spec, paths, bytes, elements: countElements(ctHeader(0, spec)) };
 }
 
 /** Reads every file once, so all runs (the first included) send from the page cache. */
@@ -708,11 +819,12 @@ function dropFromPageCache(dir: string): void {
 // ---------------------------------------------------------------------------------------------------
 // Runs
 
-type ScpKind = 'tessera' | 'storescp' | 'storescp-fork';
+type ScpKind = 'tessera' | 'storescp' | 'storescp-fork' | 'orthanc';
 type ScuKind = 'storescu' | 'tessera';
 
 interface Config {
   readonly id: string;
+  readonly set: SetName;
   readonly scu: ScuKind;
   readonly scp: ScpKind;
   readonly associations: number;
@@ -722,6 +834,14 @@ const SCP_LABEL: Record<ScpKind, string> = {
   tessera: 'tessera serve',
   storescp: 'storescp',
   'storescp-fork': 'storescp --fork',
+  orthanc: 'Orthanc',
+};
+
+const CALLED_AE: Record<ScpKind, string> = {
+  tessera: 'TESSERA',
+  storescp: 'STORESCP',
+  'storescp-fork': 'STORESCP',
+  orthanc: 'ORTHANC',
 };
 
 function label(c: Config): string {
@@ -736,20 +856,32 @@ function label(c: Config): string {
   return `${scu} -> ${SCP_LABEL[c.scp]}`;
 }
 
-function configs(parallel: number): Config[] {
+function configId(set: SetName, scu: ScuKind, scp: ScpKind, associations: number): string {
+  return `${set}/${scu}>${scp}:${associations}`;
+}
+
+function configs(args: Args): Config[] {
   const out: Config[] = [];
-  const add = (scu: ScuKind, scp: ScpKind, associations: number): void => {
-    out.push({ id: `${scu}>${scp}:${associations}`, scu, scp, associations });
-  };
-  add('storescu', 'tessera', 1);
-  add('storescu', 'storescp', 1);
-  add('tessera', 'storescp', 1);
-  if (parallel > 1) {
-    add('storescu', 'tessera', parallel);
-    add('storescu', 'storescp', parallel);
-    add('storescu', 'storescp-fork', parallel);
-    add('tessera', 'storescp-fork', parallel);
-    add('tessera', 'storescp', parallel);
+  const P = args.parallel;
+  for (const set of args.sets) {
+    const add = (scu: ScuKind, scp: ScpKind, associations: number): void => {
+      out.push({ id: configId(set, scu, scp, associations), set, scu, scp, associations });
+    };
+    const scu = args.scuSets.includes(set);
+    add('storescu', 'tessera', 1);
+    add('storescu', 'storescp', 1);
+    if (args.orthanc) add('storescu', 'orthanc', 1);
+    if (scu) add('tessera', 'storescp', 1);
+    if (P > 1) {
+      add('storescu', 'tessera', P);
+      add('storescu', 'storescp', P);
+      add('storescu', 'storescp-fork', P);
+      if (args.orthanc) add('storescu', 'orthanc', P);
+      if (scu) {
+        add('tessera', 'storescp-fork', P);
+        add('tessera', 'storescp', P);
+      }
+    }
   }
   return out;
 }
@@ -761,10 +893,17 @@ interface RunResult {
   readonly problems: string[];
   /** First SCU spawn to last SCU exit. */
   readonly ms: number;
+  readonly sent: number;
+  /** Instances found afterwards: storescp's files, Tessera's blob files, Orthanc's storage files. */
   readonly received: number;
   readonly receivedBytes: number;
-  /** Server: peak RSS (VmHWM, Tessera and storescp single-process; KiB) and CPU seconds during the run. */
+  /** Instances in the SCP's index: Tessera's `instances` rows, Orthanc's /statistics CountInstances. */
+  readonly indexed: number | undefined;
+  /** Server: peak RSS (VmHWM; not storescp --fork, whose children do the work; KiB). */
   readonly serverPeakRssKiB: number | undefined;
+  /** Tessera server: RSS once it listens, before the first association (KiB). */
+  readonly serverStartRssKiB: number | undefined;
+  /** Server CPU seconds during the run. */
   readonly serverCpuS: number | undefined;
   /** CPU seconds of the SCU processes (cutime+cstime of this process across the run). */
   readonly scuCpuS: number | undefined;
@@ -772,7 +911,39 @@ interface RunResult {
   readonly scuSelfReportedS: number | undefined;
 }
 
-function startServer(kind: ScpKind, dir: string, port: number): Proc {
+/** Whether `tessera serve` has an --http-port option (then each run gets a free one, not 8080). */
+let tesseraHttpPortFlag = false;
+
+function detectTesseraHttpPort(): boolean {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', TESSERA_MAIN, 'serve', '--help'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.includes('--http-port');
+}
+
+/** Orthanc's configuration for one run: everything it writes stays in the run's folder. */
+function orthancConfig(dir: string, port: number, httpPort: number): string {
+  const file = path.join(dir, 'orthanc.json');
+  const config = {
+    Name: 'tessera-bench',
+    StorageDirectory: path.join(dir, 'storage'),
+    IndexDirectory: path.join(dir, 'index'),
+    DicomAet: 'ORTHANC',
+    DicomPort: port,
+    HttpPort: httpPort,
+    DicomCheckCalledAet: false,
+    RemoteAccessAllowed: false,
+    AuthenticationEnabled: false,
+    // The same maximum PDU as Tessera and storescp get (Orthanc's default is 16384).
+    MaximumPduLength: SCP_MAX_PDU,
+  };
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  return file;
+}
+
+function startServer(kind: ScpKind, dir: string, port: number, httpPort: number | undefined): Proc {
   if (kind === 'tessera') {
     return launch(
       process.execPath,
@@ -785,12 +956,17 @@ function startServer(kind: ScpKind, dir: string, port: number): Proc {
         dir,
         '--dimse-port',
         String(port),
+        ...(httpPort === undefined ? [] : ['--http-port', String(httpPort)]),
         '--host',
         HOST,
         '--any-called-ae',
       ],
       { group: true },
     );
+  }
+  if (kind === 'orthanc') {
+    if (httpPort === undefined) throw new Error('Orthanc needs an HTTP port');
+    return launch(ORTHANC, [orthancConfig(dir, port, httpPort)], { group: true });
   }
   return launch(
     'storescp',
@@ -807,13 +983,38 @@ function startServer(kind: ScpKind, dir: string, port: number): Proc {
   );
 }
 
+/** GET a JSON document from Orthanc's REST API on the loopback (bounded). */
+async function orthancGet(httpPort: number, route: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://${HOST}:${httpPort}${route}`, { signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) throw new Error(`Orthanc GET ${route}: HTTP ${res.status}`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+/** Waits (bounded) until Orthanc's REST API answers /system. */
+async function waitForOrthancHttp(httpPort: number, server: Proc): Promise<void> {
+  const deadline = performance.now() + SERVER_READY_MS;
+  let last = '';
+  while (performance.now() < deadline) {
+    try {
+      await orthancGet(httpPort, '/system');
+      return;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(
+    `Orthanc's HTTP /system did not answer within ${SERVER_READY_MS} ms (${last}):\n${server.output()}`,
+  );
+}
+
 /** The files of association k of n: every n-th file (as `tessera store --parallel n` shares them). */
 function share(paths: readonly string[], k: number, n: number): string[] {
   return paths.filter((_, i) => i % n === k);
 }
 
 function startScus(c: Config, port: number, paths: readonly string[], timeoutS: number): Proc[] {
-  const aec = c.scp === 'tessera' ? 'TESSERA' : 'STORESCP';
+  const aec = CALLED_AE[c.scp];
   if (c.scu === 'storescu') {
     return Array.from({ length: c.associations }, (_, k) =>
       launch(
@@ -846,78 +1047,131 @@ function startScus(c: Config, port: number, paths: readonly string[], timeoutS: 
   ];
 }
 
-/** Received instances: regular files not starting with '.' (Tessera's temporaries are `.incoming-*`). */
-function countReceived(dir: string): { count: number; bytes: number; small: number } {
+/**
+ * Received instances: regular files under `dir` (recursively) not starting with '.', and how many are
+ * smaller than one frame of Pixel Data (which no complete instance can be).
+ */
+function countFiles(dir: string, minBytes: number): { count: number; bytes: number; small: number } {
   let count = 0;
   let bytes = 0;
   let small = 0;
-  if (!existsSync(dir)) return { count, bytes, small };
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (!e.isFile() || e.name.startsWith('.')) continue;
-    const size = statSync(path.join(dir, e.name)).size;
-    count++;
-    bytes += size;
-    if (size < FRAME_BYTES) small++;
-  }
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.name.startsWith('.')) continue;
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        const size = statSync(p).size;
+        count++;
+        bytes += size;
+        if (size < minBytes) small++;
+      }
+    }
+  };
+  if (existsSync(dir)) walk(dir);
   return { count, bytes, small };
+}
+
+/** Rows of Tessera's `instances` table, read after the server has stopped. */
+function tesseraIndexedCount(dir: string): number {
+  const db = new Database(path.join(dir, 'index.sqlite'), { fileMustExist: true });
+  try {
+    return Number((db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n);
+  } finally {
+    db.close();
+  }
 }
 
 let runSeq = 0;
 
-async function runOnce(c: Config, round: number, paths: readonly string[]): Promise<RunResult> {
+async function runOnce(
+  c: Config,
+  round: number,
+  files: FileSet,
+  paths: readonly string[] = files.paths,
+): Promise<RunResult> {
   const seq = ++runSeq;
   const slug = `${String(seq).padStart(3, '0')}-${c.id.replace(/[^a-z0-9]+/gi, '-')}`;
   const dir = path.join(RUNS_DIR, slug);
   mkdirSync(dir, { recursive: true });
-  const receiveDir = c.scp === 'tessera' ? path.join(dir, 'incoming') : dir;
-  const timeoutMs = 60_000 + paths.length * 200;
+  const sentMiB = ((files.bytes / files.paths.length) * paths.length) / MiB;
+  const timeoutMs = Math.round(60_000 + paths.length * 20 + sentMiB * 400);
   const problems: string[] = [];
   let ms = Number.NaN;
   let serverPeakRssKiB: number | undefined;
+  let serverStartRssKiB: number | undefined;
   let serverCpuS: number | undefined;
   let scuCpuS: number | undefined;
   let scuSelfReportedS: number | undefined;
+  let indexed: number | undefined;
   let received = { count: 0, bytes: 0, small: 0 };
   const port = await freePort();
-  const server = startServer(c.scp, dir, port);
+  let httpPort: number | undefined;
+  if (c.scp === 'orthanc' || (c.scp === 'tessera' && tesseraHttpPortFlag)) {
+    do httpPort = await freePort();
+    while (httpPort === port);
+  }
+  let server: Proc | undefined;
   try {
-    await waitForPort(port, server, SCP_LABEL[c.scp]);
-    const serverCpu0 = procCpu(server.pid);
-    const self0 = procCpu('self');
-    const t0 = performance.now();
-    const scus = startScus(c, port, paths, Math.ceil(timeoutMs / 1000));
-    const codes = await withTimeout(Promise.all(scus.map((s) => s.exited)), timeoutMs);
-    ms = performance.now() - t0;
-    const self1 = procCpu('self');
-    if (codes === 'timeout') {
-      problems.push(`timed out after ${timeoutMs} ms`);
-      for (const s of scus) signal(s, 'SIGKILL');
-    } else {
-      codes.forEach((code, k) => {
-        if (code !== 0) problems.push(`SCU ${k + 1} exited with ${code}: ${scus[k]!.output().slice(-2000)}`);
-      });
+    try {
+      server = startServer(c.scp, dir, port, httpPort);
+      await waitForPort(port, server, SCP_LABEL[c.scp]);
+      if (c.scp === 'orthanc') await waitForOrthancHttp(httpPort!, server);
+      if (c.scp === 'tessera') serverStartRssKiB = procStatusKiB(server.pid, 'VmRSS');
+      const serverCpu0 = procCpu(server.pid);
+      const self0 = procCpu('self');
+      const t0 = performance.now();
+      const scus = startScus(c, port, paths, Math.ceil(timeoutMs / 1000));
+      const codes = await withTimeout(Promise.all(scus.map((s) => s.exited)), timeoutMs);
+      ms = performance.now() - t0;
+      const self1 = procCpu('self');
+      if (codes === 'timeout') {
+        problems.push(`timed out after ${timeoutMs} ms`);
+        for (const s of scus) signal(s, 'SIGKILL');
+      } else {
+        codes.forEach((code, k) => {
+          if (code !== 0)
+            problems.push(`SCU ${k + 1} exited with ${code}: ${scus[k]!.output().slice(-2000)}`);
+        });
+      }
+      await withTimeout(Promise.all(scus.map((s) => s.closed)), 5000);
+      if (self0 && self1) scuCpuS = self1.children - self0.children;
+      if (c.scu === 'tessera') {
+        const m = / in ([\d.]+) s:/.exec(scus[0]!.output());
+        scuSelfReportedS = m ? Number(m[1]) : undefined;
+      }
+      // Server statistics before it is stopped (storescp --fork: its children did the work; not counted).
+      if (c.scp !== 'storescp-fork') {
+        serverPeakRssKiB = procStatusKiB(server.pid, 'VmHWM');
+        const cpu1 = procCpu(server.pid);
+        if (serverCpu0 && cpu1)
+          serverCpuS = cpu1.own + cpu1.children - (serverCpu0.own + serverCpu0.children);
+      }
+      if (c.scp === 'orthanc') {
+        const n = (await orthancGet(httpPort!, '/statistics')).CountInstances;
+        indexed = typeof n === 'number' ? n : Number(n);
+      }
+    } catch (err) {
+      problems.push((err as Error).message);
+    } finally {
+      if (server) await stop(server);
     }
-    await withTimeout(Promise.all(scus.map((s) => s.closed)), 5000);
-    if (self0 && self1) scuCpuS = self1.children - self0.children;
-    if (c.scu === 'tessera') {
-      const m = / in ([\d.]+) s:/.exec(scus[0]!.output());
-      scuSelfReportedS = m ? Number(m[1]) : undefined;
+    // Counted once the server is gone (every C-STORE was answered before the SCUs exited).
+    try {
+      const receiveDir =
+        c.scp === 'tessera' ? path.join(dir, 'blobs') : c.scp === 'orthanc' ? path.join(dir, 'storage') : dir;
+      received = countFiles(receiveDir, frameBytes(files.spec));
+      if (c.scp === 'tessera') indexed = tesseraIndexedCount(dir);
+    } catch (err) {
+      problems.push(`counting what was received: ${(err as Error).message}`);
     }
-    // Server statistics before it is stopped (storescp --fork: its children did the work; not counted).
-    if (c.scp !== 'storescp-fork') {
-      serverPeakRssKiB = procStatusKiB(server.pid, 'VmHWM');
-      const cpu1 = procCpu(server.pid);
-      if (serverCpu0 && cpu1) serverCpuS = cpu1.own + cpu1.children - (serverCpu0.own + serverCpu0.children);
-    }
-    received = countReceived(receiveDir);
     if (received.count !== paths.length)
       problems.push(`received ${received.count} instances, ${paths.length} sent`);
+    if (indexed !== undefined && indexed !== paths.length)
+      problems.push(`${indexed} instances in the ${SCP_LABEL[c.scp]} index, ${paths.length} sent`);
     if (received.small > 0)
       problems.push(`${received.small} received files are smaller than their Pixel Data`);
-  } catch (err) {
-    problems.push((err as Error).message);
   } finally {
-    await stop(server);
     syncDisk();
     dropFromPageCache(dir);
     mkdirSync(GRAVEYARD, { recursive: true });
@@ -926,12 +1180,13 @@ async function runOnce(c: Config, round: number, paths: readonly string[]): Prom
   const ok = problems.length === 0;
   const mib = received.bytes / MiB;
   log(
-    `${round < 0 ? 'warm-up' : `round ${round + 1}`} ${label(c)}: ${(ms / 1000).toFixed(2)} s, ${((paths.length / ms) * 1000).toFixed(1)} inst/s, ` +
+    `${round < 0 ? 'warm-up' : `round ${round + 1}`} ${c.set} ${label(c)}: ${(ms / 1000).toFixed(2)} s, ${((paths.length / ms) * 1000).toFixed(1)} inst/s, ` +
       `${(mib / (ms / 1000)).toFixed(1)} MiB/s received ${received.count}/${paths.length}` +
+      (indexed === undefined ? '' : ` indexed ${indexed}`) +
       (serverPeakRssKiB ? `, server peak RSS ${(serverPeakRssKiB / 1024).toFixed(0)} MiB` : '') +
       (ok
         ? ''
-        : `\n${'!'.repeat(100)}\n!!! FAILED RUN: ${label(c)}, ${round < 0 ? 'warm-up' : `round ${round + 1}`}:\n!!! ${problems.join('\n!!! ')}\n${'!'.repeat(100)}`),
+        : `\n${'!'.repeat(100)}\n!!! FAILED RUN: ${c.set} ${label(c)}, ${round < 0 ? 'warm-up' : `round ${round + 1}`}:\n!!! ${problems.join('\n!!! ')}\n${'!'.repeat(100)}`),
   );
   return {
     config: c.id,
@@ -939,9 +1194,12 @@ async function runOnce(c: Config, round: number, paths: readonly string[]): Prom
     ok,
     problems,
     ms,
+    sent: paths.length,
     received: received.count,
     receivedBytes: received.bytes,
+    indexed,
     serverPeakRssKiB,
+    serverStartRssKiB,
     serverCpuS,
     scuCpuS,
     scuSelfReportedS,
@@ -955,6 +1213,26 @@ async function tesseraStartupMs(): Promise<number> {
   const code = await withTimeout(p.exited, 30_000);
   if (code !== 0) throw new Error(`tessera --version: ${code}: ${p.output()}`);
   return performance.now() - t0;
+}
+
+/**
+ * Peak RSS (KiB) of an idle node, plain and with the tsx loader (which the Tessera server runs under):
+ * the difference is what tsx alone adds to the server's figure (bench/parse measures ~40 MiB).
+ */
+function tsxOverhead(): { plainKiB: number | undefined; tsxKiB: number | undefined } {
+  const code =
+    'setTimeout(() => { const s = require("node:fs").readFileSync("/proc/self/status", "latin1"); ' +
+    'process.stdout.write(/VmHWM:\\s+(\\d+)/.exec(s)[1]); }, 300)';
+  const run = (pre: string[]): number | undefined => {
+    const r = spawnSync(process.execPath, [...pre, '-e', code], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    const n = Number((r.stdout ?? '').trim());
+    return Number.isFinite(n) && n > 0 ? n : undefined;
+  };
+  return { plainKiB: run([]), tsxKiB: run(['--import', 'tsx']) };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -982,6 +1260,112 @@ function dcmtkVersion(): string {
   return /v(\d[\d.]*)/.exec(r.stdout ?? '')?.[1] ?? 'unknown';
 }
 
+function orthancVersion(): string {
+  const r = spawnSync(ORTHANC, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  return /Orthanc (\d[\d.]*)/.exec(r.stdout ?? '')?.[1] ?? 'unknown';
+}
+
+interface Comparison {
+  readonly key: string;
+  readonly set: SetName;
+  readonly what: string;
+  readonly a: string;
+  readonly b: string;
+  readonly threshold: number;
+  readonly target: boolean;
+}
+
+function comparisons(args: Args, cfgs: readonly Config[]): Comparison[] {
+  const P = args.parallel;
+  const out: Comparison[] = [];
+  for (const set of args.sets) {
+    const id = (scu: ScuKind, scp: ScpKind, n: number): string => configId(set, scu, scp, n);
+    const add = (
+      key: string,
+      what: string,
+      a: string,
+      b: string,
+      threshold: number,
+      target: boolean,
+    ): void => {
+      if (cfgs.some((c) => c.id === a) && cfgs.some((c) => c.id === b))
+        out.push({ key: `${set}.${key}`, set, what: `${set}: ${what}`, a, b, threshold, target });
+    };
+    // Issue 4: Tessera (indexing) >= 1.0x storescp on the large files; the small set is information.
+    const vsStorescp = set === 'large';
+    add(
+      'scp1',
+      'tessera serve / storescp, 1 association (storescu)',
+      id('storescu', 'tessera', 1),
+      id('storescu', 'storescp', 1),
+      TARGET_RATIO,
+      vsStorescp,
+    );
+    if (P > 1) {
+      add(
+        `scp${P}`,
+        `tessera serve / storescp, ${P} associations (storescu x${P}; storescp serves them one at a time)`,
+        id('storescu', 'tessera', P),
+        id('storescu', 'storescp', P),
+        TARGET_RATIO,
+        vsStorescp,
+      );
+      add(
+        `scp${P}Fork`,
+        `tessera serve / storescp --fork, ${P} associations (storescu x${P})`,
+        id('storescu', 'tessera', P),
+        id('storescu', 'storescp-fork', P),
+        TARGET_RATIO,
+        false,
+      );
+    }
+    add(
+      'orthanc1',
+      'tessera serve / Orthanc, 1 association (storescu)',
+      id('storescu', 'tessera', 1),
+      id('storescu', 'orthanc', 1),
+      TARGET_ORTHANC_RATIO,
+      true,
+    );
+    if (P > 1)
+      add(
+        `orthanc${P}`,
+        `tessera serve / Orthanc, ${P} associations (storescu x${P})`,
+        id('storescu', 'tessera', P),
+        id('storescu', 'orthanc', P),
+        TARGET_ORTHANC_RATIO,
+        true,
+      );
+    add(
+      'scu1',
+      'tessera store / storescu, 1 association (-> storescp)',
+      id('tessera', 'storescp', 1),
+      id('storescu', 'storescp', 1),
+      TARGET_RATIO,
+      true,
+    );
+    if (P > 1) {
+      add(
+        `scu${P}Fork`,
+        `tessera store --parallel ${P} / storescu x${P} (-> storescp --fork)`,
+        id('tessera', 'storescp-fork', P),
+        id('storescu', 'storescp-fork', P),
+        TARGET_RATIO,
+        true,
+      );
+      add(
+        `scu${P}`,
+        `tessera store --parallel ${P} / storescu x${P} (-> storescp, one association at a time)`,
+        id('tessera', 'storescp', P),
+        id('storescu', 'storescp', P),
+        TARGET_RATIO,
+        false,
+      );
+    }
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
 
@@ -990,46 +1374,64 @@ async function main(): Promise<void> {
     if (spawnSync(tool, ['--version']).status !== 0)
       throw new Error(`${tool} (DCMTK) is not installed: apt-get install dcmtk`);
   }
+  if (args.orthanc && spawnSync(ORTHANC, ['--version']).status !== 0)
+    throw new Error(`${ORTHANC} is not installed: apt-get install orthanc (or run with --no-orthanc)`);
+  tesseraHttpPortFlag = detectTesseraHttpPort();
+  const counts: Record<SetName, number> = { large: args.files, small: args.smallFiles };
   log(
-    `bench dir ${BENCH_DIR}; files=${args.files} rounds=${args.rounds} parallel=${args.parallel}; ` +
-      `DCMTK ${dcmtkVersion()}, TCP_NODELAY=1 for every child`,
+    `bench dir ${BENCH_DIR}; sets ${args.sets.map((s) => `${s}=${counts[s]}`).join(' ')} rounds=${args.rounds} ` +
+      `parallel=${args.parallel}; DCMTK ${dcmtkVersion()}` +
+      (args.orthanc ? `, Orthanc ${orthancVersion()}` : ', no Orthanc') +
+      `, TCP_NODELAY=1 for every child; tessera serve ${tesseraHttpPortFlag ? 'has --http-port (a free port per run)' : 'has no --http-port'}`,
   );
   // Receive folders left by an interrupted run go to the graveyard too (a rename, nothing deleted now).
   if (existsSync(RUNS_DIR)) {
     mkdirSync(GRAVEYARD, { recursive: true });
     renameSync(RUNS_DIR, path.join(GRAVEYARD, `runs-left-${Date.now()}`));
   }
-  const files = ensureFiles(args.files);
-  await warmPageCache(files.paths);
+  const fileSets = new Map<SetName, FileSet>();
+  for (const s of args.sets) fileSets.set(s, ensureFiles(SETS[s], counts[s]));
+  for (const f of fileSets.values()) await warmPageCache(f.paths);
   syncDisk();
+  const overhead = tsxOverhead();
   const diskSettleS = await waitForDiskToSettle(BENCH_DIR);
-  const cfgs = configs(args.parallel);
-  // Untimed warm-up, one run per SCP: a smoke test of the set-up, tsx's transform cache filled, and the
-  // memory the runs' page cache will use touched once (on this VM, never-touched memory is slower).
-  for (const c of cfgs.filter((x) => x.scu === 'storescu' && x.associations === 1)) {
-    const w = await runOnce(c, -1, files.paths);
-    if (!w.ok) throw new Error(`warm-up ${label(c)} failed: ${w.problems.join('; ')}`);
-  }
+  const cfgs = configs(args);
+  const cmps = comparisons(args, cfgs);
+  const warmUps: RunResult[] = [];
   const byConfig = new Map<string, RunResult[]>(cfgs.map((c) => [c.id, []]));
   const startupMs: number[] = [];
   try {
+    // Untimed warm-up, one run per SCP and set: a smoke test of the set-up, tsx's transform cache
+    // filled, and the memory the runs' page cache will use touched once (on this VM, never-touched
+    // memory is slower).
+    for (const c of cfgs.filter((x) => x.scu === 'storescu' && x.associations === 1)) {
+      const files = fileSets.get(c.set)!;
+      const w = await runOnce(c, -1, files, files.paths.slice(0, files.spec.warmUpFiles));
+      warmUps.push(w);
+      if (!w.ok) throw new Error(`warm-up ${c.set} ${label(c)} failed: ${w.problems.join('; ')}`);
+    }
     for (let r = 0; r < args.rounds; r++) {
       // Alternate the order: forward in even rounds, reversed in odd ones.
       const order = r % 2 === 0 ? cfgs : [...cfgs].reverse();
-      for (const c of order) byConfig.get(c.id)!.push(await runOnce(c, r, files.paths));
-      startupMs.push(await tesseraStartupMs());
+      for (const c of order) byConfig.get(c.id)!.push(await runOnce(c, r, fileSets.get(c.set)!));
+      if (args.scuSets.length) startupMs.push(await tesseraStartupMs());
+      log(`round ${r + 1} done after ${((performance.now() - started) / 1000).toFixed(0)} s`);
     }
   } finally {
     killAllNow();
   }
 
   // Summary.
-  const n = args.files;
+  const cfgOf = (id: string): Config => cfgs.find((c) => c.id === id)!;
   const stats = (id: string) => {
+    const files = fileSets.get(cfgOf(id).set)!;
+    const n = files.paths.length;
     const runs = byConfig.get(id) ?? [];
     const good = runs.filter((x) => x.ok);
     const ms = median(good.map((x) => x.ms));
-    const rss = good.map((x) => x.serverPeakRssKiB).filter((x): x is number => x !== undefined);
+    const rss = runs.map((x) => x.serverPeakRssKiB).filter((x): x is number => x !== undefined);
+    const toMiB = (kib: number | undefined): number | undefined =>
+      kib === undefined ? undefined : kib / 1024;
     const num = (xs: (number | undefined)[]): number | undefined => {
       const ys = xs.filter((x): x is number => x !== undefined);
       return ys.length ? median(ys) : undefined;
@@ -1041,6 +1443,7 @@ async function main(): Promise<void> {
       instPerS: (n / ms) * 1000,
       mibPerS: files.bytes / MiB / (ms / 1000),
       serverPeakRssMiB: rss.length ? Math.max(...rss) / 1024 : undefined,
+      serverStartRssMiB: toMiB(num(runs.map((x) => x.serverStartRssKiB))),
       serverCpuS: num(good.map((x) => x.serverCpuS)),
       scuCpuS: num(good.map((x) => x.scuCpuS)),
       scuSelfReportedS: num(good.map((x) => x.scuSelfReportedS)),
@@ -1056,142 +1459,132 @@ async function main(): Promise<void> {
     });
     return { ofMedians: sb.ms / sa.ms, perRound };
   };
+  const fmtRatio = (r: ReturnType<typeof ratio> | undefined): string =>
+    r ? `${r.ofMedians.toFixed(2)}x (${r.perRound.map((x) => x?.toFixed(2) ?? 'fail').join(' ')})` : '';
   const failed = [...byConfig.values()].flat().filter((x) => !x.ok);
   const P = args.parallel;
-  const comparisons: {
-    key: string;
-    what: string;
-    a: string;
-    b: string;
-    target: boolean;
-  }[] = [
-    {
-      key: 'scp1',
-      what: 'tessera serve / storescp, 1 association (storescu)',
-      a: 'storescu>tessera:1',
-      b: 'storescu>storescp:1',
-      target: true,
-    },
-    {
-      key: 'scu1',
-      what: 'tessera store / storescu, 1 association (-> storescp)',
-      a: 'tessera>storescp:1',
-      b: 'storescu>storescp:1',
-      target: true,
-    },
-  ];
-  if (P > 1) {
-    comparisons.splice(
-      1,
-      0,
-      {
-        key: `scp${P}`,
-        what: `tessera serve / storescp, ${P} associations (storescu x${P}; storescp serves them one at a time)`,
-        a: `storescu>tessera:${P}`,
-        b: `storescu>storescp:${P}`,
-        target: true,
-      },
-      {
-        key: `scp${P}Fork`,
-        what: `tessera serve / storescp --fork, ${P} associations (storescu x${P})`,
-        a: `storescu>tessera:${P}`,
-        b: `storescu>storescp-fork:${P}`,
-        target: false,
-      },
-    );
-    comparisons.push(
-      {
-        key: `scu${P}Fork`,
-        what: `tessera store --parallel ${P} / storescu x${P} (-> storescp --fork)`,
-        a: `tessera>storescp-fork:${P}`,
-        b: `storescu>storescp-fork:${P}`,
-        target: true,
-      },
-      {
-        key: `scu${P}`,
-        what: `tessera store --parallel ${P} / storescu x${P} (-> storescp, one association at a time)`,
-        a: `tessera>storescp:${P}`,
-        b: `storescu>storescp:${P}`,
-        target: false,
-      },
-    );
-  }
 
   const table: string[] = [];
-  const fileMiB = files.bytes / n / MiB;
-  table.push(
-    `C-STORE of ${n} CT files of ${fileMiB.toFixed(3)} MiB (${files.elements + 6} elements incl. meta and items), ` +
-      `loopback, same disk; median of ${args.rounds} round(s), first SCU spawn to last SCU exit`,
-  );
-  table.push(
-    `${pad('config', 50, true)}${pad('assoc', 6)}${pad('inst/s', 9)}${pad('MiB/s', 8)}${pad('vs ref', 8)}  ${pad('per-round', 18, true)}${pad('srv RSS', 9)}${pad('srv CPU', 9)}${pad('SCU CPU', 9)}`,
-  );
-  const refOf: Record<string, { ref: string; ratio: ReturnType<typeof ratio> }> = {};
-  for (const cmp of comparisons) refOf[cmp.a] ??= { ref: cmp.b, ratio: ratio(cmp.a, cmp.b) };
-  const section = (title: string, ids: string[]): void => {
-    table.push(title);
-    for (const id of ids) {
-      const c = cfgs.find((x) => x.id === id);
-      if (!c) continue;
-      const s = stats(id);
-      const ref = refOf[id];
-      const fails = s.runs.length - s.good.length;
-      table.push(
-        `${pad(`  ${label(c)}${fails ? ` (${fails} FAILED)` : ''}`, 50, true)}${pad(String(c.associations), 6)}` +
-          `${pad(s.instPerS.toFixed(1), 9)}${pad(s.mibPerS.toFixed(1), 8)}` +
-          `${pad(ref ? `${ref.ratio.ofMedians.toFixed(2)}x` : '', 8)}  ${pad(ref ? ref.ratio.perRound.map((x) => x?.toFixed(2) ?? 'fail').join(' ') : '', 18, true)}` +
-          `${pad(s.serverPeakRssMiB === undefined ? '-' : `${s.serverPeakRssMiB.toFixed(0)}M`, 9)}` +
-          `${pad(s.serverCpuS === undefined ? '-' : `${s.serverCpuS.toFixed(1)}s`, 9)}` +
-          `${pad(s.scuCpuS === undefined ? '-' : `${s.scuCpuS.toFixed(1)}s`, 9)}`,
-      );
-    }
+  const RC = 24;
+  const header = (first: string, r1: string, r2: string): string =>
+    `${pad(first, 52, true)}${pad('assoc', 6)}${pad('inst/s', 9)}${pad('MiB/s', 8)}  ${pad(r1, RC, true)}${pad(r2, RC, true)}` +
+    `${pad('srv RSS', 9)}${pad('srv CPU', 9)}${pad('SCU CPU', 9)}`;
+  const row = (id: string, r1?: ReturnType<typeof ratio>, r2?: ReturnType<typeof ratio>): void => {
+    const c = cfgs.find((x) => x.id === id);
+    if (!c) return;
+    const s = stats(id);
+    const fails = s.runs.length - s.good.length;
+    table.push(
+      `${pad(`  ${label(c)}${fails ? ` (${fails} FAILED)` : ''}`, 52, true)}${pad(String(c.associations), 6)}` +
+        `${pad(s.instPerS.toFixed(1), 9)}${pad(s.mibPerS.toFixed(1), 8)}  ${pad(fmtRatio(r1), RC, true)}${pad(fmtRatio(r2), RC, true)}` +
+        `${pad(s.serverPeakRssMiB === undefined ? '-' : `${s.serverPeakRssMiB.toFixed(0)}M`, 9)}` +
+        `${pad(s.serverCpuS === undefined ? '-' : `${s.serverCpuS.toFixed(1)}s`, 9)}` +
+        `${pad(s.scuCpuS === undefined ? '-' : `${s.scuCpuS.toFixed(1)}s`, 9)}`,
+    );
   };
-  section('(a)/(b) SCPs, storescu sending; "vs ref" = tessera serve / storescp throughput', [
-    'storescu>tessera:1',
-    'storescu>storescp:1',
-    ...(P > 1 ? [`storescu>tessera:${P}`, `storescu>storescp:${P}`, `storescu>storescp-fork:${P}`] : []),
-  ]);
-  section('(c) SCUs -> storescp; "vs ref" = tessera store / storescu throughput', [
-    'tessera>storescp:1',
-    'storescu>storescp:1',
-    ...(P > 1
-      ? [
-          `tessera>storescp-fork:${P}`,
-          `storescu>storescp-fork:${P}`,
-          `tessera>storescp:${P}`,
-          `storescu>storescp:${P}`,
-        ]
-      : []),
-  ]);
+  const has = (id: string): boolean => cfgs.some((c) => c.id === id);
+  for (const set of args.sets) {
+    const files = fileSets.get(set)!;
+    const n = files.paths.length;
+    const id = (scu: ScuKind, scp: ScpKind, k: number): string => configId(set, scu, scp, k);
+    const r = (a: string, b: string) => (has(a) && has(b) ? ratio(a, b) : undefined);
+    table.push(
+      `[${set}] C-STORE of ${n} CT files of ${((files.bytes / n / MiB) * (set === 'small' ? 1024 : 1)).toFixed(set === 'small' ? 1 : 3)} ${set === 'small' ? 'KiB' : 'MiB'} ` +
+        `(${files.spec.rows}x${files.spec.columns}x16-bit, ${files.elements + 6} elements incl. meta and items), loopback, same disk; ` +
+        `median of ${args.rounds} round(s), first SCU spawn to last SCU exit`,
+    );
+    table.push(header('SCPs, storescu sending', 'tessera / storescp', 'tessera / Orthanc'));
+    for (const k of P > 1 ? [1, P] : [1]) {
+      const t = id('storescu', 'tessera', k);
+      row(t, r(t, id('storescu', 'storescp', k)), r(t, id('storescu', 'orthanc', k)));
+      row(id('storescu', 'storescp', k));
+      if (k > 1) row(id('storescu', 'storescp-fork', k), r(t, id('storescu', 'storescp-fork', k)));
+      row(id('storescu', 'orthanc', k));
+    }
+    if (args.scuSets.includes(set)) {
+      table.push(header('SCUs -> storescp', 'tessera / storescu', ''));
+      const pairs: [string, string][] = [[id('tessera', 'storescp', 1), id('storescu', 'storescp', 1)]];
+      if (P > 1)
+        pairs.push(
+          [id('tessera', 'storescp-fork', P), id('storescu', 'storescp-fork', P)],
+          [id('tessera', 'storescp', P), id('storescu', 'storescp', P)],
+        );
+      for (const [a, b] of pairs) {
+        row(a, r(a, b));
+        row(b);
+      }
+    }
+    table.push('');
+  }
   table.push(
-    'srv RSS = worst peak RSS (VmHWM) of the SCP process; srv CPU / SCU CPU = median CPU seconds per run ' +
-      '(storescp --fork: the work is in its children, not shown)',
+    'ratios: throughput a / b = median time b / median time a, then per round; srv RSS = worst peak RSS (VmHWM) of the ' +
+      'SCP process; srv CPU / SCU CPU = median CPU seconds per run (storescp --fork: the work is in its children, not shown)',
   );
-  const startup = median(startupMs);
-  const selfS = stats('tessera>storescp:1').scuSelfReportedS;
+  const tsxMiB =
+    overhead.tsxKiB !== undefined && overhead.plainKiB !== undefined
+      ? (overhead.tsxKiB - overhead.plainKiB) / 1024
+      : undefined;
+  const tesseraRuns = [...warmUps, ...[...byConfig.values()].flat()].filter(
+    (x) => cfgOf(x.config).scp === 'tessera',
+  );
+  const tesseraPeaks = tesseraRuns.map((x) => x.serverPeakRssKiB).filter((x): x is number => x !== undefined);
+  const worstRssMiB = tesseraPeaks.length ? Math.max(...tesseraPeaks) / 1024 : undefined;
+  const startRss = tesseraRuns.map((x) => x.serverStartRssKiB).filter((x): x is number => x !== undefined);
+  const startRssMiB = startRss.length ? median(startRss) / 1024 : undefined;
   table.push(
-    `tessera CLI start-up under tsx (tessera --version): ${startup.toFixed(0)} ms, inside every tessera store run` +
-      (selfS === undefined
-        ? ''
-        : `; tessera store's own timer (after reading its files' headers), 1 association: ${selfS.toFixed(2)} s of ${(stats('tessera>storescp:1').ms / 1000).toFixed(2)} s`),
+    `tessera serve runs under tsx: its RSS once listening (before any association) is ${startRssMiB?.toFixed(0) ?? '?'} MiB (median); ` +
+      `the tsx loader alone adds ${tsxMiB?.toFixed(0) ?? '?'} MiB (idle node: ${((overhead.plainKiB ?? 0) / 1024).toFixed(0)} MiB plain, ` +
+      `${((overhead.tsxKiB ?? 0) / 1024).toFixed(0)} MiB with tsx), which the srv RSS of tessera serve includes`,
   );
+  let startup = Number.NaN;
+  if (args.scuSets.length) {
+    startup = median(startupMs);
+    const scuId = configId(args.scuSets[0]!, 'tessera', 'storescp', 1);
+    const selfS = has(scuId) ? stats(scuId).scuSelfReportedS : undefined;
+    table.push(
+      `tessera CLI start-up under tsx (tessera --version): ${startup.toFixed(0)} ms, inside every tessera store run` +
+        (selfS === undefined
+          ? ''
+          : `; tessera store's own timer (after reading its files' headers), ${args.scuSets[0]} set, 1 association: ${selfS.toFixed(2)} s of ${(stats(scuId).ms / 1000).toFixed(2)} s`),
+    );
+  }
   table.push('');
   const targets: Record<string, unknown> = {};
-  for (const cmp of comparisons) {
+  for (const cmp of cmps) {
     const r = ratio(cmp.a, cmp.b);
-    const pass = r.ofMedians >= TARGET_RATIO;
+    const pass = r.ofMedians >= cmp.threshold;
     if (cmp.target)
       targets[cmp.key] = {
-        target: `${cmp.what} >= ${TARGET_RATIO}`,
+        target: `${cmp.what} >= ${cmp.threshold}`,
         ratio: round(r.ofMedians),
         perRound: r.perRound,
         pass,
       };
     table.push(
       `${cmp.target ? 'target' : 'info  '} ${cmp.what}: ${r.ofMedians.toFixed(2)}x (rounds ${r.perRound.map((x) => x?.toFixed(2) ?? 'fail').join(', ')})` +
-        (cmp.target ? ` -> ${pass ? 'PASS' : 'FAIL'}` : ''),
+        (cmp.target ? ` >= ${cmp.threshold.toFixed(1)}x -> ${pass ? 'PASS' : 'FAIL'}` : ''),
     );
   }
+  const rssPass = worstRssMiB !== undefined && worstRssMiB < TARGET_RSS_MIB;
+  const rssBySet = Object.fromEntries(
+    args.sets.map((set) => {
+      const xs = tesseraRuns
+        .filter((x) => cfgOf(x.config).set === set)
+        .map((x) => x.serverPeakRssKiB)
+        .filter((x): x is number => x !== undefined);
+      return [set, xs.length ? round(Math.max(...xs) / 1024, 1) : null];
+    }),
+  );
+  targets.tesseraPeakRss = {
+    target: `tessera serve peak RSS (VmHWM, under tsx) < ${TARGET_RSS_MIB} MiB in every run (warm-ups included)`,
+    worstMiB: round(worstRssMiB, 1),
+    worstMiBBySet: rssBySet,
+    pass: rssPass,
+  };
+  table.push(
+    `target tessera serve peak RSS in all ${tesseraPeaks.length} runs (warm-ups included): worst ${worstRssMiB?.toFixed(0) ?? '?'} MiB ` +
+      `(${args.sets.map((s) => `${s} ${rssBySet[s] ?? '?'}`).join(', ')}; ~${tsxMiB?.toFixed(0) ?? '?'} MiB of it is tsx) < ${TARGET_RSS_MIB} MiB -> ${rssPass ? 'PASS' : 'FAIL'}`,
+  );
   if (failed.length) {
     table.push('');
     table.push(`!!! ${failed.length} FAILED RUN(S), left out of the medians:`);
@@ -1200,33 +1593,53 @@ async function main(): Promise<void> {
   }
 
   const summary = {
-    benchmark: 'tessera store (C-STORE throughput)',
+    benchmark: 'tessera store (C-STORE throughput: tessera serve with its index vs storescp vs Orthanc)',
     units: {
       size: 'MiB = 2^20 bytes of Part 10 file sent',
       time: 'ms from the first SCU spawn to the last SCU exit (median of the rounds that succeeded)',
       ratio: 'throughput a / throughput b = time b / time a; perRound pairs the runs of the same round',
       cpu: 'CPU seconds during the run (server: utime+stime from /proc; SCUs: cutime+cstime of this process)',
+      rss: 'MiB, VmHWM of the server process read from /proc before it is stopped (tessera serve: under tsx)',
     },
     env: {
       node: process.version,
       platform: `${os.platform()} ${os.release()} ${os.arch()}`,
       cpus: `${os.cpus().length}x ${os.cpus()[0]?.model ?? '?'}`,
+      memMiB: Math.round(os.totalmem() / MiB),
       dcmtk: dcmtkVersion(),
+      orthanc: args.orthanc ? orthancVersion() : null,
       childEnv: { TCP_NODELAY: '1' },
+      tsxOverheadMiB: round(tsxMiB, 1),
+      tesseraServeHttpPort: tesseraHttpPortFlag,
     },
     params: {
-      files: n,
+      sets: Object.fromEntries(
+        args.sets.map((set) => {
+          const f = fileSets.get(set)!;
+          return [
+            set,
+            {
+              files: f.paths.length,
+              dir: f.spec.dir,
+              pixels: `${f.spec.rows}x${f.spec.columns}x16`,
+              fileBytes: Math.round(f.bytes / f.paths.length),
+              totalBytes: f.bytes,
+              elementsPerFile: f.elements + 6,
+              warmUpFiles: Math.min(f.paths.length, f.spec.warmUpFiles),
+            },
+          ];
+        }),
+      ),
       rounds: args.rounds,
       parallel: P,
+      scuSets: args.scuSets,
       benchDir: BENCH_DIR,
-      fileBytes: Math.round(files.bytes / n),
-      totalBytes: files.bytes,
-      elementsPerFile: files.elements + 6,
       scpMaxPdu: SCP_MAX_PDU,
       storescp: `storescp -od DIR +xa -pdu ${SCP_MAX_PDU} [--fork] PORT`,
-      storescu: 'storescu -aec STORESCP|TESSERA -ta T 127.0.0.1 PORT FILES (one process per association)',
-      tesseraServe:
-        'node --import tsx src/cli/main.ts serve --data-dir DIR --dimse-port PORT --host 127.0.0.1 --any-called-ae',
+      storescu:
+        'storescu -aec STORESCP|TESSERA|ORTHANC -ta T 127.0.0.1 PORT FILES (one process per association)',
+      tesseraServe: `node --import tsx src/cli/main.ts serve --data-dir DIR --dimse-port PORT${tesseraHttpPortFlag ? ' --http-port PORT2' : ''} --host 127.0.0.1 --any-called-ae`,
+      orthanc: `${ORTHANC} DIR/orthanc.json: StorageDirectory DIR/storage, IndexDirectory DIR/index (SQLite), DicomAet ORTHANC, DicomPort PORT, HttpPort PORT2, DicomCheckCalledAet false, RemoteAccessAllowed false, AuthenticationEnabled false, MaximumPduLength ${SCP_MAX_PDU}, the rest default (SyncStorageArea true, DicomThreadsCount 4)`,
       tesseraStore:
         'node --import tsx src/cli/main.ts store --aec STORESCP --timeout T --parallel N 127.0.0.1 PORT FILES',
       orderPerRound: cfgs.map((c) => c.id),
@@ -1239,6 +1652,7 @@ async function main(): Promise<void> {
           c.id,
           {
             label: label(c),
+            set: c.set,
             associations: c.associations,
             ms: round(s.ms, 1),
             instPerS: round(s.instPerS, 1),
@@ -1246,7 +1660,11 @@ async function main(): Promise<void> {
             roundsMs: s.runs.map((x) => (x.ok ? round(x.ms, 1) : null)),
             failedRuns: s.runs.length - s.good.length,
             received: s.runs.map((x) => x.received),
+            ...(c.scp === 'tessera' || c.scp === 'orthanc'
+              ? { indexed: s.runs.map((x) => x.indexed ?? null) }
+              : {}),
             serverPeakRssMiB: round(s.serverPeakRssMiB, 1),
+            ...(c.scp === 'tessera' ? { serverStartRssMiB: round(s.serverStartRssMiB, 1) } : {}),
             serverCpuS: round(s.serverCpuS, 2),
             scuCpuS: round(s.scuCpuS, 2),
             ...(c.scu === 'tessera' ? { scuSelfReportedS: round(s.scuSelfReportedS, 2) } : {}),
@@ -1255,7 +1673,7 @@ async function main(): Promise<void> {
       }),
     ),
     ratios: Object.fromEntries(
-      comparisons.map((cmp) => {
+      cmps.map((cmp) => {
         const r = ratio(cmp.a, cmp.b);
         return [
           cmp.key,
@@ -1264,6 +1682,13 @@ async function main(): Promise<void> {
       }),
     ),
     targets,
+    warmUps: warmUps.map((w) => ({
+      config: w.config,
+      ok: w.ok,
+      sent: w.sent,
+      ms: round(w.ms, 1),
+      serverPeakRssMiB: round(w.serverPeakRssKiB === undefined ? undefined : w.serverPeakRssKiB / 1024, 1),
+    })),
     tesseraStartupMs: round(startup, 0),
     diskSettleS: round(diskSettleS, 0),
     failedRuns: failed.map((f) => ({ config: f.config, round: f.round + 1, problems: f.problems })),
