@@ -18,6 +18,7 @@ interface ServeOptions {
   peer?: string[];
   callingAe?: string[];
   anyCalledAe?: boolean;
+  acceptUnknownSopClasses?: boolean;
   duplicates?: string;
   logLevel?: string;
   maxPdu?: string;
@@ -57,6 +58,10 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
     )
     .option('--any-called-ae', 'accept associations whatever called AE title they use')
     .option(
+      '--accept-unknown-sop-classes',
+      'also store SOP classes the UID registry does not know (private storage classes)',
+    )
+    .option(
       '--duplicates <policy>',
       `a SOP Instance UID received again: ${DUPLICATE_POLICIES.join(' | ')} (default accept-if-identical)`,
     )
@@ -73,6 +78,7 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
         peers: o.peer,
         callingAETitles: o.callingAe,
         anyCalledAETitle: o.anyCalledAe,
+        acceptUnknownSopClasses: o.acceptUnknownSopClasses,
         duplicates: o.duplicates,
         logLevel: o.logLevel,
         maxPduLength: o.maxPdu,

@@ -73,6 +73,7 @@ export async function startArchive(
       port: config.dimsePort,
       aeTitle: config.aeTitle,
       anyCalledAETitle: config.anyCalledAETitle,
+      acceptUnknownSopClasses: config.acceptUnknownSopClasses,
       ...(config.callingAETitles ? { callingAETitles: config.callingAETitles } : {}),
       maxPduLength: config.maxPduLength,
       store: (rq: IncomingRequest): Promise<HandlerResult> => {

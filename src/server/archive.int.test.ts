@@ -323,3 +323,42 @@ test('kill -9 during four storescu associations: index and blobs agree, a re-sen
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a private SOP class is refused by default and stored with acceptUnknownSopClasses', {
+  timeout: 60_000,
+}, async () => {
+  const { describeFile, storeFiles } = await import('../dimse/index.ts');
+  const path = new URL('misc/unknown-sop-class-orthanc.dcm', corpus).pathname;
+  const item = await describeFile(path);
+  for (const accept of [false, true]) {
+    const dir = await mkdtemp(join(tmpdir(), 'tessera-unknown-'));
+    const archive = await openEmbeddedArchive(join(dir, 'data'));
+    const server = await startDimseServer({
+      host: '127.0.0.1',
+      port: 0,
+      aeTitle: 'TESSERA',
+      acceptUnknownSopClasses: accept,
+      store: archiveStore(archive.ingest, () => 'reject'),
+    });
+    try {
+      const [outcome] = await storeFiles([item], {
+        host: '127.0.0.1',
+        port: server.port,
+        callingAETitle: 'SCU',
+        calledAETitle: 'TESSERA',
+        timeoutMs: 10_000,
+      });
+      if (accept) {
+        assert.equal(outcome?.status, 0, outcome?.error);
+        assert.ok(archive.index.instance(item.sopInstanceUid));
+      } else {
+        assert.match(outcome?.error ?? '', /no presentation context accepted/);
+        assert.equal(archive.index.counts().instances, 0);
+      }
+    } finally {
+      await server.close(1000);
+      archive.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+});

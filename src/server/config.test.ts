@@ -49,6 +49,7 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       peers: {},
       anyCalledAETitle: false,
+      acceptUnknownSopClasses: false,
       duplicates: 'accept-if-identical',
       duplicatesByAE: {},
       logLevel: 'info',

@@ -135,6 +135,8 @@ export const configSchema = z.strictObject(
       .optional(),
     /** Accept any called AE title, not only `aeTitle`. */
     anyCalledAETitle: bool.default(false),
+    /** Also accept SOP classes the UID registry does not know (private storage classes). */
+    acceptUnknownSopClasses: bool.default(false),
     /** What a SOP Instance UID received again does. */
     duplicates: policy.default('accept-if-identical'),
     /** `duplicates` per calling AE title. */
@@ -172,6 +174,7 @@ export interface ConfigFlags {
   readonly peers?: readonly string[] | undefined;
   readonly callingAETitles?: readonly string[] | undefined;
   readonly anyCalledAETitle?: boolean | undefined;
+  readonly acceptUnknownSopClasses?: boolean | undefined;
   readonly duplicates?: string | undefined;
   readonly logLevel?: string | undefined;
   readonly maxPduLength?: string | number | undefined;
@@ -188,6 +191,7 @@ export const FLAG_NAMES: Readonly<Record<keyof ConfigFlags, string>> = {
   peers: '--peer',
   callingAETitles: '--calling-ae',
   anyCalledAETitle: '--any-called-ae',
+  acceptUnknownSopClasses: '--accept-unknown-sop-classes',
   duplicates: '--duplicates',
   logLevel: '--log-level',
   maxPduLength: '--max-pdu',

@@ -1,5 +1,5 @@
 import { TRANSFER_SYNTAXES } from '../codec/index.ts';
-import { isStorageSopClass } from '../dictionary/index.ts';
+import { isStorageSopClass, lookupUid } from '../dictionary/index.ts';
 import { Dimse, type Handlers, VERIFICATION_SOP_CLASS } from '../dimse/index.ts';
 import { type Listener, listen, UL_DEFAULTS } from '../ul/index.ts';
 import { folderStore } from './folder-store.ts';
@@ -10,6 +10,8 @@ export interface DimseServerOptions {
   readonly aeTitle: string;
   /** Accept any called AE title (default: only `aeTitle`). */
   readonly anyCalledAETitle?: boolean;
+  /** Store SOP classes the UID registry does not know too (private storage classes). */
+  readonly acceptUnknownSopClasses?: boolean;
   readonly callingAETitles?: readonly string[];
   /** Where received instances are written as files (without an index), when no `store` handler is given. */
   readonly storeDir?: string;
@@ -54,7 +56,9 @@ export async function startDimseServer(options: DimseServerOptions): Promise<Dim
     ...(options.artimMs === undefined ? {} : { artimMs: options.artimMs }),
     maxOpsInvoked: 1,
     transferSyntaxes: (abstractSyntax) =>
-      abstractSyntax === VERIFICATION_SOP_CLASS || isStorageSopClass(abstractSyntax)
+      abstractSyntax === VERIFICATION_SOP_CLASS ||
+      isStorageSopClass(abstractSyntax) ||
+      (options.acceptUnknownSopClasses === true && lookupUid(abstractSyntax) === undefined)
         ? ALL_SYNTAXES
         : undefined,
     onAssociation: (association) => {
