@@ -1,8 +1,10 @@
 /**
  * Blob keys and matching keys of the archive.
  *
- * An instance's blob key is `ab/cd/<sha256 hex of the SOP Instance UID>` (the first two bytes of the
- * hash fan the files out over 65536 folders), optionally followed by `.<first 16 hex digits of the
+ * An instance's blob key is `ab/<sha256 hex of the SOP Instance UID>` (the first byte of the hash
+ * fans the files out over 256 folders: enough to keep folders small for millions of instances, and
+ * few enough that a fresh archive stops creating folders, each an extra fsync, after a few hundred
+ * instances), optionally followed by `.<first 16 hex digits of the
  * sha256 of the stored bytes>`. A UID or any client string never becomes a path: only its hash does
  * (issue 4).
  *
@@ -14,11 +16,11 @@
 import { createHash } from 'node:crypto';
 import { DicomError, isValidUid } from '../core/index.ts';
 
-/** `ab/cd/<64 hex>` with an optional `.<16 hex>` content suffix. */
-export const BLOB_KEY_PATTERN = /^([0-9a-f]{2})\/([0-9a-f]{2})\/\1\2[0-9a-f]{60}(\.[0-9a-f]{16})?$/;
+/** `ab/<64 hex>` with an optional `.<16 hex>` content suffix. */
+export const BLOB_KEY_PATTERN = /^([0-9a-f]{2})\/\1[0-9a-f]{62}(\.[0-9a-f]{16})?$/;
 
 /**
- * The blob key of an instance: `ab/cd/<sha256 hex of the UID>`, or with `checksum` (the sha256 hex
+ * The blob key of an instance: `ab/<sha256 hex of the UID>`, or with `checksum` (the sha256 hex
  * of the bytes) `<that>.<checksum's first 16 hex digits>`. Throws `ERR_ARCHIVE_BAD_UID` when the
  * UID is not valid (PS3.5 §9.1), `ERR_ARCHIVE_BAD_KEY` when the checksum is not sha256 hex.
  */
@@ -30,7 +32,7 @@ export function blobKeyFor(sopInstanceUid: string, checksum?: string): string {
     );
   }
   const hash = createHash('sha256').update(sopInstanceUid, 'latin1').digest('hex');
-  const base = `${hash.slice(0, 2)}/${hash.slice(2, 4)}/${hash}`;
+  const base = `${hash.slice(0, 2)}/${hash}`;
   if (checksum === undefined) return base;
   if (!/^[0-9a-f]{64}$/.test(checksum)) {
     throw new DicomError(
