@@ -1,12 +1,7 @@
 import type { Command } from 'commander';
-import {
-  ConfigError,
-  type ConfigFlags,
-  DUPLICATE_POLICIES,
-  LOG_LEVELS,
-  loadConfig,
-  startArchive,
-} from '../server/index.ts';
+// Type-only at load time: the server (SQLite, pino, prom-client...) is imported when `serve` runs,
+// so the other commands start without it.
+import type { ConfigFlags, ServerConfig } from '../server/index.ts';
 
 interface ServeOptions {
   config?: string;
@@ -63,9 +58,9 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
     )
     .option(
       '--duplicates <policy>',
-      `a SOP Instance UID received again: ${DUPLICATE_POLICIES.join(' | ')} (default accept-if-identical)`,
+      'a SOP Instance UID received again: reject | accept-if-identical | overwrite (default accept-if-identical)',
     )
-    .option('--log-level <level>', `${LOG_LEVELS.join(' | ')} (default info)`)
+    .option('--log-level <level>', 'fatal | error | warn | info | debug | trace (default info)')
     .option('--max-pdu <bytes>', 'maximum PDU length we receive (default 116794)')
     .option('--shutdown-grace <ms>', 'on SIGTERM, how long associations may go on (default 10000)')
     .action(async (o: ServeOptions) => {
@@ -84,12 +79,13 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
         maxPduLength: o.maxPdu,
         shutdownGraceMs: o.shutdownGrace,
       };
-      let config: Awaited<ReturnType<typeof loadConfig>>;
+      const { ConfigError, loadConfig, startArchive } = await import('../server/index.ts');
+      let config: ServerConfig;
       try {
         config = await loadConfig({ file: o.config, flags });
       } catch (err) {
         if (!(err instanceof ConfigError)) fail(err);
-        process.stderr.write(`tessera: error: ${(err as ConfigError).message} [ERR_CONFIG_INVALID]\n`);
+        process.stderr.write(`tessera: error: ${(err as Error).message} [ERR_CONFIG_INVALID]\n`);
         process.exit(2);
       }
       try {
