@@ -997,22 +997,28 @@ describe('requestor (Association.request against a fake acceptor)', () => {
     },
   );
 
-  test('the peer never answers: TimeoutError within timeoutMs, the connection is closed', T, async (t) => {
-    const s = new Scope(t);
-    const fake = await s.fakeAcceptor();
-    const started = Date.now();
-    const requesting = s.request({ port: fake.port, timeoutMs: 300 });
-    const wire = await fake.connection();
-    await wire.expect('A-ASSOCIATE-RQ');
-    await assert.rejects(requesting, (err: unknown) => {
-      assert.ok(err instanceof TimeoutError, String(err));
-      assert.equal(err.code, 'ERR_UL_TIMEOUT');
-      return true;
-    });
-    const took = Date.now() - started;
-    assert.ok(took >= 250 && took < 1500, `timed out after ${took} ms`);
-    await wire.expectClosed(1000);
-  });
+  test(
+    'the peer never answers: TimeoutError within timeoutMs, an A-ABORT, the connection is closed',
+    T,
+    async (t) => {
+      const s = new Scope(t);
+      const fake = await s.fakeAcceptor();
+      const started = Date.now();
+      const requesting = s.request({ port: fake.port, timeoutMs: 300 });
+      const wire = await fake.connection();
+      await wire.expect('A-ASSOCIATE-RQ');
+      await assert.rejects(requesting, (err: unknown) => {
+        assert.ok(err instanceof TimeoutError, String(err));
+        assert.equal(err.code, 'ERR_UL_TIMEOUT');
+        return true;
+      });
+      const took = Date.now() - started;
+      assert.ok(took >= 250 && took < 1500, `timed out after ${took} ms`);
+      // PS3.8 AA-1: the requestor gives up with an A-ABORT (source 0), then closes.
+      await wire.expect('A-ABORT');
+      await wire.expectClosed(2000);
+    },
+  );
 
   test('connection refused: a clear AssociationAbortedError', T, async () => {
     const server = createServer();

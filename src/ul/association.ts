@@ -291,7 +291,14 @@ export class Association {
         ),
       );
       a.establishWaiter = undefined;
-      socket.destroy();
+      // Once the A-ASSOCIATE-RQ is out, tell the peer with an A-ABORT (AA-1) before closing.
+      try {
+        a.abort();
+      } catch {
+        // not in a state that sends one: just close
+      }
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
     }, options.timeoutMs ?? UL_DEFAULTS.connectTimeoutMs);
     socket.once('connect', () => a.fire('Evt2'));
     socket.once('error', (err) => {
