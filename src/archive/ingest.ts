@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { channel } from 'node:diagnostics_channel';
+import { inflateRawSync } from 'node:zlib';
 import {
   type Dataset,
   DatasetBuilder,
   datasetToJson,
+  decodeDataset,
   type Element,
   type ElementPath,
   frameFragments,
@@ -165,10 +167,6 @@ export class Ingest {
 
   private async run(data: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestResult> {
     const syntax = transferSyntax(ctx.transferSyntaxUid);
-    if (syntax.deflated) {
-      // A deflated data set is stored as received; its header is parsed after inflating a copy.
-      return this.runDeflated(data, ctx);
-    }
     const expected = ctx.expected ?? {};
     const header = part10Header({
       sopClassUid: expected.sopClassUid,
@@ -176,74 +174,15 @@ export class Ingest {
       transferSyntaxUid: ctx.transferSyntaxUid,
       sourceAETitle: ctx.source.aeTitle,
     });
+    const parser = syntax.deflated ? deflatedParser() : streamingParser(syntax, header.length);
     const writer = await this.deps.blobs.create();
     const hash = createHash('sha256');
-    const builder = new DatasetBuilder({
-      bulkThreshold: METADATA_BULK_THRESHOLD,
-      bulk: 'reference',
-      littleEndian: syntax.littleEndian,
-      copyValues: true,
-    });
-    const reader = new TokenReader({
-      explicitVR: syntax.explicitVR,
-      littleEndian: syntax.littleEndian,
-      baseOffset: header.length,
-      streamThreshold: METADATA_BULK_THRESHOLD,
-    });
-    let parseError: CodecError | undefined;
-    const feed = (chunk: Buffer | undefined): void => {
-      if (parseError) return;
-      try {
-        if (chunk) reader.push(chunk);
-        else reader.end();
-        for (let t: Token | undefined = reader.next(); t !== undefined; t = reader.next()) builder.accept(t);
-      } catch (err) {
-        if (err instanceof CodecError) parseError = err;
-        else throw err;
-      }
-    };
     try {
       await writer.write(header);
       for await (const chunk of data) {
         hash.update(chunk);
         await writer.write(chunk);
-        feed(chunk);
-      }
-      feed(undefined);
-    } catch (err) {
-      await writer.abort();
-      throw err;
-    }
-    if (parseError) {
-      await writer.abort();
-      return {
-        status: INGEST_STATUS.CannotUnderstand,
-        comment: `cannot parse the data set: ${parseError.message}`,
-      };
-    }
-    return this.finish(writer, builder.root, hash.digest('hex'), header.length, ctx);
-  }
-
-  /** Deflated data sets: stored as received; parsed (inflated) from the stored blob afterwards. */
-  private async runDeflated(data: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestResult> {
-    const { inflateRawSync } = await import('node:zlib');
-    const { decodeDataset } = await import('../codec/index.ts');
-    const expected = ctx.expected ?? {};
-    const header = part10Header({
-      sopClassUid: expected.sopClassUid,
-      sopInstanceUid: expected.sopInstanceUid,
-      transferSyntaxUid: ctx.transferSyntaxUid,
-      sourceAETitle: ctx.source.aeTitle,
-    });
-    const writer = await this.deps.blobs.create();
-    const hash = createHash('sha256');
-    const parts: Buffer[] = [];
-    try {
-      await writer.write(header);
-      for await (const chunk of data) {
-        hash.update(chunk);
-        await writer.write(chunk);
-        parts.push(Buffer.from(chunk));
+        parser.push(chunk);
       }
     } catch (err) {
       await writer.abort();
@@ -251,15 +190,15 @@ export class Ingest {
     }
     let ds: Dataset;
     try {
-      ds = decodeDataset(inflateRawSync(Buffer.concat(parts)), '1.2.840.10008.1.2.1');
+      ds = parser.end();
     } catch (err) {
       await writer.abort();
       return {
         status: INGEST_STATUS.CannotUnderstand,
-        comment: `cannot parse the deflated data set: ${(err as Error).message}`,
+        comment: `cannot parse the data set: ${(err as Error).message}`,
       };
     }
-    return this.finish(writer, ds, hash.digest('hex'), header.length, ctx, true);
+    return this.finish(writer, ds, hash.digest('hex'), header.length, ctx, syntax.deflated);
   }
 
   private async finish(
@@ -334,6 +273,68 @@ export class Ingest {
         };
     }
   }
+}
+
+/** Parses a data set from the chunks stored, as they arrive; `end` returns it or throws why it cannot. */
+interface ChunkParser {
+  push(chunk: Buffer): void;
+  end(): Dataset;
+}
+
+/**
+ * Native syntaxes: a token reader parses on the way (bulk values stay references into the blob, small
+ * values are copied out of the socket chunks). The first parse error stops parsing; `end` throws it.
+ */
+function streamingParser(syntax: ReturnType<typeof transferSyntax>, baseOffset: number): ChunkParser {
+  const builder = new DatasetBuilder({
+    bulkThreshold: METADATA_BULK_THRESHOLD,
+    bulk: 'reference',
+    littleEndian: syntax.littleEndian,
+    copyValues: true,
+  });
+  const reader = new TokenReader({
+    explicitVR: syntax.explicitVR,
+    littleEndian: syntax.littleEndian,
+    baseOffset,
+    streamThreshold: METADATA_BULK_THRESHOLD,
+  });
+  let error: CodecError | undefined;
+  const drain = (): void => {
+    for (let t: Token | undefined = reader.next(); t !== undefined; t = reader.next()) builder.accept(t);
+  };
+  const guarded = (step: () => void): void => {
+    if (error) return;
+    try {
+      step();
+    } catch (err) {
+      if (err instanceof CodecError) error = err;
+      else throw err;
+    }
+  };
+  return {
+    push: (chunk) =>
+      guarded(() => {
+        reader.push(chunk);
+        drain();
+      }),
+    end: () => {
+      guarded(() => {
+        reader.end();
+        drain();
+      });
+      if (error) throw error;
+      return builder.root;
+    },
+  };
+}
+
+/** Deflated data sets are stored as received; a copy is inflated and parsed at the end. */
+function deflatedParser(): ChunkParser {
+  const parts: Buffer[] = [];
+  return {
+    push: (chunk) => parts.push(Buffer.from(chunk)),
+    end: () => decodeDataset(inflateRawSync(Buffer.concat(parts)), '1.2.840.10008.1.2.1'),
+  };
 }
 
 function failure(err: unknown): IngestResult {
