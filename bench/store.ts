@@ -38,7 +38,6 @@
  * stderr; the human table and then the JSON summary go to stdout. The exit code is 1 if any run failed.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -58,6 +57,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Dataset, writePart10 } from '../src/codec/index.ts';
 import { Tag } from '../src/dictionary/index.ts';
+import { isoDate, mulberry32, uidIn } from './common.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Options
@@ -239,26 +239,8 @@ function log(message: string): void {
 const FAMILY = ['SMITH', 'MUELLER', 'GARCIA', 'ROSSI', 'TANAKA', 'NOWAK', 'SILVA', 'DUBOIS', 'BERG'];
 const GIVEN = ['ANNA', 'JOHN', 'MARIA', 'PETER', 'YUKI', 'LUCA', 'SOFIA', 'OMAR', 'EVA', 'LIAM', 'NORA'];
 
-/** A deterministic 2.25 UID (PS3.5 §B.2) for a kind of entity and its index. */
 function uid(kind: string, n: number): string {
-  const h = createHash('sha256').update(`tessera-bench-store:${kind}:${n}`).digest();
-  return `2.25.${BigInt(`0x${h.subarray(0, 16).toString('hex')}`).toString()}`;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function isoDate(base: Date, addDays: number): string {
-  const d = new Date(base.getTime() + addDays * 86_400_000);
-  return d.toISOString().slice(0, 10).replaceAll('-', '');
+  return uidIn('tessera-bench-store', kind, n);
 }
 
 /**
