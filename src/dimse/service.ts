@@ -15,6 +15,10 @@ import { STATUS, StatusError, statusCategory } from './status.ts';
 
 const requestChannel = channel('tessera:dimse:request');
 
+function closedNow(): Error {
+  return new AssociationAbortedError('the association ended');
+}
+
 export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
 
 /** An incoming request as an SCP handler sees it. */
@@ -22,10 +26,25 @@ export interface IncomingRequest {
   readonly command: Command;
   readonly context: AcceptedContext;
   readonly association: Association;
+  /** The DIMSE service of the association: C-GET sends its C-STORE sub-operations through it. */
+  readonly dimse: Dimse;
   /** The data set in the context's transfer syntax, streamed as it arrives (undefined when none). */
   readonly dataset: Readable | undefined;
   /** Aborted when the requestor sends C-CANCEL-RQ for this message (PS3.7 §9.3.2.3): stop and answer Cancel. */
   readonly signal: AbortSignal;
+  /**
+   * Sends an intermediate response (Pending FF00/FF01 of C-FIND, C-MOVE and C-GET) before the final one,
+   * with an identifier data set already encoded in the context's transfer syntax when given. Resolves once
+   * the PDUs are handed to the socket without exceeding its buffer (backpressure for long result lists).
+   */
+  pending(response: PendingResponse): Promise<void>;
+}
+
+/** An intermediate response: a pending status, optional fields (sub-operation counts) and identifier. */
+export interface PendingResponse {
+  readonly status: number;
+  readonly fields?: Partial<Command>;
+  readonly dataset?: Buffer;
 }
 
 /** What a handler answers: a final status (and optionally an Error Comment / Offending Element). */
@@ -35,23 +54,45 @@ export interface HandlerResult {
   readonly offendingElement?: readonly number[];
   /** Extra response fields (e.g. sub-operation counts). */
   readonly fields?: Partial<Command>;
+  /** An identifier for the final response (e.g. Failed SOP Instance UID List), in the context's syntax. */
+  readonly dataset?: Buffer;
 }
 
+/** The requests an SCP may handle here (the composite services of PS3.7 §9.1). */
+export type RequestType = 'C-ECHO-RQ' | 'C-STORE-RQ' | 'C-FIND-RQ' | 'C-MOVE-RQ' | 'C-GET-RQ';
+
 /** SCP handlers by request type: async functions returning a status, or throwing StatusError. */
-export type Handlers = Partial<
-  Record<'C-ECHO-RQ' | 'C-STORE-RQ', (rq: IncomingRequest) => Promise<HandlerResult>>
->;
+export type Handlers = Partial<Record<RequestType, (rq: IncomingRequest) => Promise<HandlerResult>>>;
 
 /** A response as the SCU sees it. */
 export interface Response {
   readonly command: Command;
   readonly status: number;
+  /** The identifier data set of the response (C-FIND matches, a C-MOVE failure list), undecoded. */
+  readonly identifier?: Buffer;
+}
+
+export interface DimseRequestOptions {
+  /** Called with each Pending response (C-FIND matches, C-MOVE/C-GET progress), in order. */
+  readonly onPending?: (response: Response) => void;
 }
 
 interface Outstanding {
   resolve(r: Response): void;
   reject(e: Error): void;
+  onPending: ((r: Response) => void) | undefined;
 }
+
+/** Where the fragments of the data set being received go. */
+interface IncomingData {
+  /** Returns false when the consumer wants the socket paused. */
+  push(chunk: Buffer): boolean;
+  end(): void;
+  fail(err: Error): void;
+}
+
+/** Identifiers of responses are small; this bounds what a peer can make us hold. */
+const MAX_RESPONSE_IDENTIFIER = 16 * 1024 * 1024;
 
 /** What to send as a data set: bytes in memory, or chunks of a known total length (streamed). */
 export type DataSource = Buffer | { readonly length: number; readonly chunks: AsyncIterable<Buffer> };
@@ -69,8 +110,8 @@ export class Dimse {
   private readonly handlers: Handlers;
   private nextMessageId = 1;
   private sending: Promise<void> = Promise.resolve();
-  /** The data set being received; `finish` is called when its last fragment arrived or the association ended. */
-  private incoming: { stream: Readable; finish: () => void } | undefined;
+  /** The data set being received: to a request's stream, or collected for a response's identifier. */
+  private incoming: IncomingData | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private invokeSlots: number;
   private readonly slotWaiters: (() => void)[] = [];
@@ -152,19 +193,24 @@ export class Dimse {
     );
   }
 
-  /** Sends a request and resolves with its final response (pending responses are not expected here). */
+  /**
+   * Sends a request and resolves with its final response; Pending responses go to `options.onPending`.
+   * `onSent` learns the message ID once the request is out (to C-CANCEL it).
+   */
   async request(
     context: AcceptedContext,
     fields: Omit<Command, 'messageId'>,
     data?: DataSource,
+    options: DimseRequestOptions & { onSent?: (messageId: number) => void } = {},
   ): Promise<Response> {
     await this.acquireSlot();
     const messageId = this.takeMessageId();
     try {
       const response = new Promise<Response>((resolve, reject) => {
-        this.outstanding.set(messageId, { resolve, reject });
+        this.outstanding.set(messageId, { resolve, reject, onPending: options.onPending });
       });
       await this.sendMessage(context.id, { ...fields, messageId }, data);
+      options.onSent?.(messageId);
       return await response;
     } finally {
       this.outstanding.delete(messageId);
@@ -282,13 +328,33 @@ export class Dimse {
           'ERR_DIMSE_UNEXPECTED_RESPONSE',
           `a response to unknown message ${command.messageIdBeingRespondedTo}`,
         );
-      if (command.hasDataSet) {
-        // Responses with identifiers (C-FIND) are not handled on this path; drain the data.
-        this.incoming = { stream: new Readable({ read() {} }), finish: () => undefined };
-        this.incoming.stream.resume();
-      }
       const status = command.status ?? STATUS.ProcessingFailure;
-      if (statusCategory(status) !== 'pending') waiter.resolve({ command, status });
+      const deliver = (identifier?: Buffer): void => {
+        const response: Response = identifier ? { command, status, identifier } : { command, status };
+        if (statusCategory(status) === 'pending') waiter.onPending?.(response);
+        else waiter.resolve(response);
+      };
+      if (!command.hasDataSet) {
+        deliver();
+        return;
+      }
+      // The identifier of a response (C-FIND match, failure list) is collected whole: it is small.
+      const parts: Buffer[] = [];
+      let size = 0;
+      this.incoming = {
+        push: (chunk) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_IDENTIFIER)
+            throw new DicomError(
+              'ERR_DIMSE_IDENTIFIER_TOO_LARGE',
+              `a response identifier longer than ${MAX_RESPONSE_IDENTIFIER} bytes`,
+            );
+          parts.push(Buffer.from(chunk));
+          return true;
+        },
+        end: () => deliver(Buffer.concat(parts)),
+        fail: () => undefined,
+      };
       return;
     }
     if (command.type === 'C-CANCEL-RQ') {
@@ -313,7 +379,19 @@ export class Dimse {
       received = new Promise<void>((resolve) => {
         finish = resolve;
       });
-      this.incoming = { stream: dataset, finish };
+      const stream = dataset;
+      this.incoming = {
+        // A stream its handler destroyed (e.g. a failed write) takes nothing more: the rest is dropped.
+        push: (chunk) => stream.destroyed || stream.push(chunk),
+        end: () => {
+          if (!stream.destroyed) stream.push(null);
+          finish();
+        },
+        fail: (err) => {
+          stream.destroy(err);
+          finish();
+        },
+      };
     }
     const handled = this.handle(command, context, dataset, received).finally(() =>
       this.inFlight.delete(handled),
@@ -324,12 +402,10 @@ export class Dimse {
   private onData(chunk: Buffer, last: boolean): void {
     const incoming = this.incoming;
     if (!incoming) return;
-    // A stream its handler destroyed (e.g. a failed write) takes nothing more: the rest is dropped.
-    if (!incoming.stream.destroyed && !incoming.stream.push(chunk)) this.association.pause();
+    if (!incoming.push(chunk)) this.association.pause();
     if (last) {
-      if (!incoming.stream.destroyed) incoming.stream.push(null);
-      incoming.finish();
       this.incoming = undefined;
+      incoming.end();
     }
   }
 
@@ -352,17 +428,31 @@ export class Dimse {
       if (!context)
         throw new StatusError(STATUS.ProcessingFailure, `no accepted presentation context for the request`);
       if (!handler) throw new StatusError(STATUS.UnrecognizedOperation, `${type} is not supported here`);
+      const ctx = context;
       result = await handler({
         command,
         context,
         association: this.association,
+        dimse: this,
         dataset,
         signal: cancel.signal,
+        pending: async (p) => {
+          if (this.closedError || !this.association.established) throw this.closedError ?? closedNow();
+          await this.sendMessage(
+            ctx.id,
+            { ...this.responseFields(command, rspType), status: p.status, ...p.fields },
+            p.dataset,
+          );
+        },
       });
     } catch (err) {
       result =
         err instanceof StatusError
-          ? { status: err.status, ...(err.comment ? { errorComment: err.comment } : {}) }
+          ? {
+              status: err.status,
+              ...(err.comment ? { errorComment: err.comment } : {}),
+              ...(err.offendingElement ? { offendingElement: err.offendingElement } : {}),
+            }
           : {
               status: type === 'C-STORE-RQ' ? STATUS.CannotUnderstand : STATUS.ProcessingFailure,
               errorComment: (err as Error).message.slice(0, 64),
@@ -387,25 +477,32 @@ export class Dimse {
     });
     if (this.closedError || !this.association.established) return;
     const response: Command = {
-      type: rspType,
-      hasDataSet: false,
-      ...(command.messageId === undefined ? {} : { messageIdBeingRespondedTo: command.messageId }),
-      ...(command.affectedSopClassUid === undefined
-        ? {}
-        : { affectedSopClassUid: command.affectedSopClassUid }),
-      ...(command.affectedSopInstanceUid === undefined
-        ? {}
-        : { affectedSopInstanceUid: command.affectedSopInstanceUid }),
+      ...this.responseFields(command, rspType),
       status: result.status,
       ...(result.errorComment ? { errorComment: result.errorComment.slice(0, 64) } : {}),
       ...(result.offendingElement ? { offendingElement: result.offendingElement } : {}),
       ...result.fields,
     };
     try {
-      await this.sendMessage(context?.id ?? 1, response);
+      await this.sendMessage(context?.id ?? 1, response, result.dataset);
     } catch {
       // The association ended while answering; nothing left to tell.
     }
+  }
+
+  /** The fields every response to `command` carries (PS3.7 §9.3: message ID, SOP class and instance). */
+  private responseFields(command: Command, type: CommandName): Command {
+    // C-FIND/C-MOVE/C-GET requests name their SOP class in Affected SOP Class UID too (PS3.7 §9.3.2-4).
+    const sopClass = command.affectedSopClassUid;
+    return {
+      type,
+      hasDataSet: false,
+      ...(command.messageId === undefined ? {} : { messageIdBeingRespondedTo: command.messageId }),
+      ...(sopClass === undefined ? {} : { affectedSopClassUid: sopClass }),
+      ...(command.affectedSopInstanceUid === undefined
+        ? {}
+        : { affectedSopInstanceUid: command.affectedSopInstanceUid }),
+    };
   }
 
   private onClose(err: Error | undefined): void {
@@ -413,11 +510,9 @@ export class Dimse {
     for (const waiter of this.outstanding.values()) waiter.reject(this.closedError);
     this.outstanding.clear();
     if (this.incoming) {
-      this.incoming.stream.destroy(
-        new AssociationAbortedError('the association ended before the data set was complete'),
-      );
-      this.incoming.finish();
+      const incoming = this.incoming;
       this.incoming = undefined;
+      incoming.fail(new AssociationAbortedError('the association ended before the data set was complete'));
     }
     for (const w of this.slotWaiters.splice(0)) w();
   }

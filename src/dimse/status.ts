@@ -101,11 +101,22 @@ export function formatStatus(status: number): string {
 export class StatusError extends DicomError {
   readonly status: number;
   readonly comment: string | undefined;
+  /** Offending Element (0000,0901): the attributes at fault, when known. */
+  readonly offendingElement: readonly number[] | undefined;
 
-  constructor(status: number, comment?: string, options?: { cause?: unknown }) {
-    super('ERR_DIMSE_STATUS', `${formatStatus(status)}${comment ? `: ${comment}` : ''}`, options);
+  constructor(
+    status: number,
+    comment?: string,
+    options?: { cause?: unknown; offendingElement?: readonly number[] },
+  ) {
+    super(
+      'ERR_DIMSE_STATUS',
+      `${formatStatus(status)}${comment ? `: ${comment}` : ''}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = 'StatusError';
     this.status = status;
     this.comment = comment;
+    this.offendingElement = options?.offendingElement;
   }
 }

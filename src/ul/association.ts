@@ -104,6 +104,11 @@ export interface AssociationInfo {
   readonly contexts: ReadonlyMap<number, AcceptedContext>;
   readonly rejectedContexts: readonly RejectedContext[];
   readonly userIdentity: AAssociateRq['userInformation']['userIdentity'];
+  /**
+   * SOP Class Extended Negotiation as agreed (PS3.7 D.3.3.5): the acceptor's answer per SOP class UID
+   * (e.g. relational queries for Query/Retrieve, PS3.4 C.5.1.1). Absent when not answered.
+   */
+  readonly extendedNegotiation: ReadonlyMap<string, Buffer>;
 }
 
 type Role = 'requestor' | 'acceptor';
@@ -668,6 +673,8 @@ export interface ProposedContext {
   readonly transferSyntaxes: readonly string[];
   /** Ask for the SCP role on this SOP class (C-GET receivers), PS3.7 D.3.3.4. */
   readonly scpRole?: boolean;
+  /** SOP Class Extended Negotiation sub-item to send for this SOP class (PS3.7 D.3.3.5). */
+  readonly extendedNegotiation?: Buffer;
 }
 
 export interface RequestOptions {
@@ -717,7 +724,12 @@ function buildRequest(o: RequestOptions): AAssociateRq {
       implementationClassUid: UL_DEFAULTS.implementationClassUid,
       implementationVersionName: UL_DEFAULTS.implementationVersionName,
       roles: uniqueRoles,
-      extendedNegotiation: [],
+      extendedNegotiation: o.contexts
+        .filter(
+          (c, i) =>
+            c.extendedNegotiation && o.contexts.findIndex((x) => x.abstractSyntax === c.abstractSyntax) === i,
+        )
+        .map((c) => ({ sopClassUid: c.abstractSyntax, info: c.extendedNegotiation as Buffer })),
       commonExtendedNegotiation: [],
       ...(asyncOps ? { asyncOps } : {}),
       ...(o.userIdentity ? { userIdentity: o.userIdentity } : {}),
@@ -745,6 +757,7 @@ function infoFrom(
     contexts: new Map(contexts.map((c) => [c.id, c])),
     rejectedContexts: rejected,
     userIdentity: rq.userInformation.userIdentity,
+    extendedNegotiation: new Map(ac.userInformation.extendedNegotiation.map((e) => [e.sopClassUid, e.info])),
   };
 }
 

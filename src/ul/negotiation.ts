@@ -47,6 +47,11 @@ export interface AcceptorPolicy {
     abstractSyntax: string,
     asked: { scu: boolean; scp: boolean },
   ) => { scu: boolean; scp: boolean };
+  /**
+   * The answer to a SOP Class Extended Negotiation sub-item (PS3.7 D.3.3.5) for an accepted SOP class,
+   * or undefined to send none (the requestor then assumes no extended behaviour).
+   */
+  readonly extendedNegotiation?: (sopClassUid: string, asked: Buffer) => Buffer | undefined;
   /** Operations we perform concurrently (0 = unlimited); answered as min(asked, ours) (PS3.7 D.3.3.3). */
   readonly maxOpsPerformed?: number;
   readonly maxOpsInvoked?: number;
@@ -145,12 +150,20 @@ export async function negotiateAsAcceptor(rq: AAssociateRq, policy: AcceptorPoli
     });
     return { id: pc.id, result: 0, transferSyntax: ts };
   });
+  const extendedNegotiation: { sopClassUid: string; info: Buffer }[] = [];
+  for (const item of info.extendedNegotiation) {
+    if (!policy.extendedNegotiation) break;
+    if (!contexts.some((c) => c.abstractSyntax === item.sopClassUid)) continue;
+    if (extendedNegotiation.some((e) => e.sopClassUid === item.sopClassUid)) continue;
+    const answer = policy.extendedNegotiation(item.sopClassUid, item.info);
+    if (answer) extendedNegotiation.push({ sopClassUid: item.sopClassUid, info: answer });
+  }
   const userInformation: UserInformation = {
     maxPduLength: policy.maxPduLength,
     implementationClassUid: policy.implementationClassUid,
     implementationVersionName: policy.implementationVersionName,
     roles: grantedRoles,
-    extendedNegotiation: [],
+    extendedNegotiation,
     commonExtendedNegotiation: [],
     ...(info.asyncOps
       ? {
