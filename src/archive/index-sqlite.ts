@@ -40,7 +40,10 @@ import type {
   IndexCounts,
   IndexedInstance,
   InstanceRecord,
+  SqlDialect,
+  SqlValue,
 } from './ports.ts';
+import { SQLITE_DIALECT } from './query.ts';
 import { MIGRATIONS, type Migration } from './schema.ts';
 
 export interface SqliteIndexOptions {
@@ -51,6 +54,9 @@ export interface SqliteIndexOptions {
 }
 
 export const SQLITE_INDEX_DEFAULTS = { synchronous: 'FULL', busyTimeoutMs: 10_000 } as const;
+
+/** How many prepared `select` statements a connection keeps (least recently used dropped first). */
+export const SELECT_CACHE_SIZE = 64;
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
@@ -431,6 +437,9 @@ export class SqliteIndex implements Index {
   readonly #stmt: ReturnType<typeof statements>;
   readonly #commitBatch: (batch: readonly CommitItem[]) => CommitOutcome[];
   readonly #delete: (sopInstanceUid: string) => { blobKey: string } | undefined;
+  /** Prepared `select` statements by SQL text, in least-recently-used order. */
+  readonly #selects = new Map<string, Database.Statement<SqlValue[], Row>>();
+  readonly dialect: SqlDialect = SQLITE_DIALECT;
 
   private constructor(db: Db) {
     this.#db = db;
@@ -506,6 +515,41 @@ export class SqliteIndex implements Index {
       if (last === undefined || page.length < 1000) return;
       after = last.id;
     }
+  }
+
+  /**
+   * A read-only statement's rows, all at once (`.all()`: no statement stays open across awaits,
+   * which better-sqlite3 would refuse). Statements are prepared once per SQL text and kept in a
+   * bounded cache; a statement that writes is refused.
+   */
+  select(sql: string, params: readonly SqlValue[]): Promise<Record<string, unknown>[]> {
+    try {
+      return Promise.resolve(this.#selectStatement(sql).all(...params));
+    } catch (err) {
+      return Promise.reject(mapSqliteError(err, 'select'));
+    }
+  }
+
+  /** How many `select` statements are cached (for tests). */
+  get cachedSelects(): number {
+    return this.#selects.size;
+  }
+
+  #selectStatement(sql: string): Database.Statement<SqlValue[], Row> {
+    let stmt = this.#selects.get(sql);
+    if (stmt !== undefined) {
+      this.#selects.delete(sql);
+    } else {
+      stmt = this.#db.prepare<SqlValue[], Row>(sql);
+      if (!stmt.reader || !stmt.readonly) {
+        throw new DicomError('ERR_ARCHIVE_INDEX', 'select takes a read-only statement that returns rows');
+      }
+      if (this.#selects.size >= SELECT_CACHE_SIZE) {
+        this.#selects.delete(this.#selects.keys().next().value!);
+      }
+    }
+    this.#selects.set(sql, stmt);
+    return stmt;
   }
 
   counts(): IndexCounts {

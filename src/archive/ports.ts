@@ -173,7 +173,49 @@ export interface IndexCounts {
   bytes: number;
 }
 
+/** A value bound to a placeholder of `Index.select`. */
+export type SqlValue = string | number | null;
+
+/**
+ * One piece of a wildcard pattern (PS3.4 C.2.2.2.4): `'*'` any run of characters (maybe none), `'?'`
+ * exactly one character, or literal text (which a dialect escapes: `%`, `_`, `\` for LIKE, `*`, `?`,
+ * `[`, `]` for GLOB).
+ */
+export type PatternToken = '*' | '?' | { readonly literal: string };
+
+/**
+ * What the query engine (query.ts) needs to know of an SQL dialect to write its statements; the
+ * schema (table and column names) is the same in every adapter. SQLite's and PostgreSQL's are in
+ * query.ts (`SQLITE_DIALECT`, `POSTGRES_DIALECT`).
+ */
+export interface SqlDialect {
+  readonly name: string;
+  /** The placeholder of the n-th parameter (1-based): `?` or `$n`. */
+  placeholder(n: number): string;
+  /** A case-sensitive wildcard match of `expr` against the placeholder `param`, whose value is `pattern(...)`. */
+  like(expr: string, param: string): string;
+  /** The parameter value of a wildcard pattern, literal parts escaped. */
+  pattern(tokens: readonly PatternToken[]): string;
+  /** `normalizePersonName(expr)` (keys.ts) in SQL, for PN columns that have no `*_norm` column. */
+  personNameNorm(expr: string): string;
+  /** A TM value as comparable text `HHMMSS.FFFFFF` (missing components zero, `:` of ACR-NEMA times dropped). */
+  timeKey(expr: string): string;
+  /** A TEXT column holding a DS value as a number, NULL when it is not one. */
+  decimal(expr: string): string;
+  /** A FROM item listing the items of a JSON array column, and how to read a string member of an item. */
+  jsonArray(expr: string, alias: string): { readonly from: string; field(name: string): string };
+}
+
 export interface Index {
+  /** The SQL dialect `select` takes (the query engine writes its statements in it). */
+  readonly dialect: SqlDialect;
+  /**
+   * Runs one read-only statement (written in `dialect`, positional parameters) and returns all its
+   * rows, keyed by column name. Callers page with LIMIT (the query engine reads keyset pages), so a
+   * result is small; no cursor stays open between calls. Writing statements are refused
+   * (`ERR_ARCHIVE_INDEX`).
+   */
+  select(sql: string, params: readonly SqlValue[]): Promise<Record<string, unknown>[]>;
   /**
    * Writes a batch of instances in ONE transaction (group commit): per record, applies its
    * duplicate policy (decided by the unique constraint on SOP Instance UID), upserts the patient /
