@@ -45,3 +45,4 @@ export {
   SQLITE_DIALECT,
   selectInstances,
 } from './query.ts';
+export { canConvert, datasetIn, datasetOffset, type InstanceBytes, storedDataset } from './retrieve.ts';

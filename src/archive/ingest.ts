@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { channel } from 'node:diagnostics_channel';
 import { inflateRawSync } from 'node:zlib';
 import {
-  type Dataset,
+  Dataset,
   DatasetBuilder,
   datasetToJson,
   decodeDataset,
@@ -416,6 +416,16 @@ function str(ds: Dataset, t: number): string | undefined {
   }
 }
 
+/** Every value, joined with DICOM's backslash (multi-valued strings as the index keeps them). */
+function all(ds: Dataset, t: number): string | undefined {
+  try {
+    const v = ds.strings(t).join('\\');
+    return v.replace(/\\+$/u, '') === '' ? undefined : v;
+  } catch {
+    return undefined;
+  }
+}
+
 function num(ds: Dataset, t: number): number | undefined {
   try {
     const n = ds.number(t);
@@ -456,6 +466,10 @@ function recordOf(
       ...opt('birthDate', str(ds, Tag.PatientBirthDate)),
       ...opt('sex', str(ds, Tag.PatientSex)),
       ...opt('issuerOfPatientId', str(ds, Tag.IssuerOfPatientID)),
+      ...opt('birthTime', str(ds, Tag.PatientBirthTime)),
+      ...opt('otherPatientIds', all(ds, Tag.OtherPatientIDs)),
+      ...opt('ethnicGroup', str(ds, Tag.EthnicGroup)),
+      ...opt('patientComments', str(ds, Tag.PatientComments)),
     },
     study: {
       studyInstanceUid: ds.string(Tag.StudyInstanceUID)!,
@@ -465,6 +479,19 @@ function recordOf(
       ...opt('studyId', str(ds, Tag.StudyID)),
       ...opt('studyDescription', str(ds, Tag.StudyDescription)),
       ...opt('referringPhysicianName', str(ds, Tag.ReferringPhysicianName)),
+      ...opt(
+        'issuerOfAccessionNumber',
+        str(ds.items(Tag.IssuerOfAccessionNumberSequence)[0] ?? new Dataset(), Tag.LocalNamespaceEntityID),
+      ),
+      ...opt('nameOfPhysiciansReadingStudy', all(ds, Tag.NameOfPhysiciansReadingStudy)),
+      ...opt('admittingDiagnosesDescription', all(ds, Tag.AdmittingDiagnosesDescription)),
+      ...opt('otherStudyNumbers', all(ds, Tag.OtherStudyNumbers)),
+      ...opt('timezoneOffsetFromUtc', str(ds, Tag.TimezoneOffsetFromUTC)),
+      ...opt('patientAge', str(ds, Tag.PatientAge)),
+      ...opt('patientSize', str(ds, Tag.PatientSize)),
+      ...opt('patientWeight', str(ds, Tag.PatientWeight)),
+      ...opt('occupation', str(ds, Tag.Occupation)),
+      ...opt('additionalPatientHistory', str(ds, Tag.AdditionalPatientHistory)),
     },
     series: {
       seriesInstanceUid: ds.string(Tag.SeriesInstanceUID)!,
@@ -474,6 +501,10 @@ function recordOf(
       ...opt('seriesDate', str(ds, Tag.SeriesDate)),
       ...opt('seriesTime', str(ds, Tag.SeriesTime)),
       ...opt('bodyPartExamined', str(ds, Tag.BodyPartExamined)),
+      ...opt('laterality', str(ds, Tag.Laterality)),
+      ...opt('protocolName', str(ds, Tag.ProtocolName)),
+      ...opt('institutionName', str(ds, Tag.InstitutionName)),
+      ...opt('stationName', str(ds, Tag.StationName)),
       ...opt('performedProcedureStepStartDate', str(ds, Tag.PerformedProcedureStepStartDate)),
       ...opt('performedProcedureStepStartTime', str(ds, Tag.PerformedProcedureStepStartTime)),
       ...(requestAttributes.length ? { requestAttributes: JSON.stringify(requestAttributes) } : {}),
@@ -486,6 +517,9 @@ function recordOf(
       ...opt('numberOfFrames', num(ds, Tag.NumberOfFrames)),
       ...opt('rows', num(ds, Tag.Rows)),
       ...opt('columns', num(ds, Tag.Columns)),
+      ...opt('bitsAllocated', num(ds, Tag.BitsAllocated)),
+      ...opt('contentDate', str(ds, Tag.ContentDate)),
+      ...opt('contentTime', str(ds, Tag.ContentTime)),
       blobKey: stored.blobKey,
       size: stored.size,
       checksum: stored.checksum,

@@ -5,6 +5,7 @@ import { CodecError, isDicomError, parseTag } from '../core/index.ts';
 import { lookupKeyword } from '../dictionary/index.ts';
 import { dumpPart10 } from './dump.ts';
 import { registerNetworkCommands } from './net.ts';
+import { registerQrCommands } from './qr.ts';
 import { registerServe } from './serve.ts';
 
 /** Files up to this size are read whole (zero-copy values); larger ones stream with bulk left on disk. */
@@ -86,6 +87,7 @@ program
   });
 
 registerNetworkCommands(program, fail);
+registerQrCommands(program, fail);
 registerServe(program, fail);
 
 await program.parseAsync(process.argv);

@@ -12,7 +12,7 @@ import {
 } from '../dimse/index.ts';
 
 /** Options shared by the SCU commands (DCMTK's echoscu/storescu names where they exist). */
-interface ScuOptions {
+export interface ScuOptions {
   aet: string;
   aec: string;
   maxPdu: string;
@@ -21,7 +21,7 @@ interface ScuOptions {
   password?: string;
 }
 
-function scuOptions(cmd: Command): Command {
+export function scuOptions(cmd: Command): Command {
   return cmd
     .option('--aet <title>', 'calling AE title', 'TESSERA')
     .option('--aec <title>', 'called AE title', 'ANY-SCP')
@@ -37,7 +37,7 @@ function port(text: string): number {
   return n;
 }
 
-function common(host: string, p: string, o: ScuOptions) {
+export function common(host: string, p: string, o: ScuOptions) {
   return {
     host,
     port: port(p),

@@ -18,6 +18,7 @@ interface ServeOptions {
   logLevel?: string;
   maxPdu?: string;
   shutdownGrace?: string;
+  maxQueryResults?: string;
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -63,6 +64,7 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace (default info)')
     .option('--max-pdu <bytes>', 'maximum PDU length we receive (default 116794)')
     .option('--shutdown-grace <ms>', 'on SIGTERM, how long associations may go on (default 10000)')
+    .option('--max-query-results <n>', 'most matches one C-FIND returns (default 10000)')
     .action(async (o: ServeOptions) => {
       const flags: ConfigFlags = {
         dataDir: o.dataDir,
@@ -78,6 +80,7 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
         logLevel: o.logLevel,
         maxPduLength: o.maxPdu,
         shutdownGraceMs: o.shutdownGrace,
+        maxQueryResults: o.maxQueryResults,
       };
       const { ConfigError, loadConfig, startArchive } = await import('../server/index.ts');
       let config: ServerConfig;

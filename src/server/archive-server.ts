@@ -11,6 +11,7 @@ import { archiveStore, type EmbeddedArchive, openEmbeddedArchive } from './archi
 import { duplicatePolicyFor, type ServerConfig } from './config.ts';
 import { type DimseServer, startDimseServer } from './dimse-server.ts';
 import { createLogger, type Logger, subscribeLogs } from './logging.ts';
+import { qrHandlers } from './qr-scp.ts';
 
 export interface RunningArchive {
   /** The ports actually listened on (the configured ones, or the free ones picked for 0). */
@@ -76,6 +77,15 @@ export async function startArchive(
       acceptUnknownSopClasses: config.acceptUnknownSopClasses,
       ...(config.callingAETitles ? { callingAETitles: config.callingAETitles } : {}),
       maxPduLength: config.maxPduLength,
+      queryRetrieve: qrHandlers({
+        index: opened.index,
+        blobs: opened.blobs,
+        aeTitle: config.aeTitle,
+        peers: new Map(Object.entries(config.peers)),
+        maxResults: config.maxQueryResults,
+        caseInsensitivePersonNames: config.caseInsensitivePersonNames,
+        maxPduLength: config.maxPduLength,
+      }),
       store: (rq: IncomingRequest): Promise<HandlerResult> => {
         if (!rq.dataset) return store(rq);
         const counted = rq.dataset.pipe(counting((n) => metrics.bytesReceived.inc(n)));

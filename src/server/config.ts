@@ -152,6 +152,10 @@ export const configSchema = z.strictObject(
     ).default(116_794),
     /** On SIGTERM, how long associations in progress may go on before they are aborted. */
     shutdownGraceMs: integer(0, 3_600_000, 'a duration in milliseconds (0-3600000)').default(10_000),
+    /** Most matches one C-FIND returns; a query with more ends with A700 (refine the query). */
+    maxQueryResults: integer(1, 10_000_000, 'a count (1-10000000)').default(10_000),
+    /** Person Name matching ignores case (C-FIND, QIDO-RS). */
+    caseInsensitivePersonNames: bool.default(true),
   },
   {
     error: (iss) =>
@@ -179,6 +183,7 @@ export interface ConfigFlags {
   readonly logLevel?: string | undefined;
   readonly maxPduLength?: string | number | undefined;
   readonly shutdownGraceMs?: string | number | undefined;
+  readonly maxQueryResults?: string | number | undefined;
 }
 
 /** The command-line flag of each field, for messages. */
@@ -196,6 +201,7 @@ export const FLAG_NAMES: Readonly<Record<keyof ConfigFlags, string>> = {
   logLevel: '--log-level',
   maxPduLength: '--max-pdu',
   shutdownGraceMs: '--shutdown-grace',
+  maxQueryResults: '--max-query-results',
 };
 
 export interface ConfigIssue {

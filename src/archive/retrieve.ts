@@ -1,0 +1,93 @@
+/**
+ * Reading stored instances back out (the one retrieve path of C-MOVE, C-GET and WADO-RS): a blob is
+ * the Part 10 file Tessera wrote at ingest (its File Meta, then the data set bytes exactly as
+ * received), so sending an instance in its stored transfer syntax is a ranged read of the data set
+ * part, streamed, never parsed. Another native syntax is a decode and re-encode (lossless); a
+ * compressed syntax cannot be changed (no transcoding codecs).
+ */
+import { Readable } from 'node:stream';
+import { encodeDataset, isNativeTransferSyntax, readPart10 } from '../codec/index.ts';
+import { DicomError } from '../core/index.ts';
+import type { BlobStore } from './ports.ts';
+
+/** Bytes of a data set to send: a known length, chunks read on demand. */
+export interface InstanceBytes {
+  readonly length: number;
+  readonly chunks: AsyncIterable<Buffer>;
+}
+
+const PREAMBLE_AND_MAGIC = 132;
+/** (0002,0000) UL in Explicit VR Little Endian: tag 4, VR 2, length 2, value 4. */
+const GROUP_LENGTH_ELEMENT = 12;
+
+/**
+ * Where the data set starts in a blob: after the File Meta, whose length its File Meta Information
+ * Group Length (0002,0000) gives (Tessera always writes it first, PS3.10 §7.1).
+ */
+export async function datasetOffset(blobs: BlobStore, blobKey: string): Promise<number> {
+  const head = await blobs.readBytes(blobKey, 0, PREAMBLE_AND_MAGIC + GROUP_LENGTH_ELEMENT);
+  if (
+    head.toString('latin1', 128, 132) !== 'DICM' ||
+    head.readUInt16LE(132) !== 0x0002 ||
+    head.readUInt16LE(134) !== 0x0000 ||
+    head.toString('latin1', 136, 138) !== 'UL'
+  ) {
+    throw new DicomError(
+      'ERR_ARCHIVE_BLOB_CORRUPT',
+      `blob ${blobKey} does not start with a File Meta Information Group Length`,
+    );
+  }
+  return PREAMBLE_AND_MAGIC + GROUP_LENGTH_ELEMENT + head.readUInt32LE(140);
+}
+
+/** The data set bytes of a stored instance as received (its stored transfer syntax), streamed. */
+export async function storedDataset(blobs: BlobStore, blobKey: string): Promise<InstanceBytes> {
+  const start = await datasetOffset(blobs, blobKey);
+  const size = await blobs.size(blobKey);
+  if (size === undefined)
+    throw new DicomError('ERR_ARCHIVE_BLOB_NOT_FOUND', `blob ${blobKey} is missing from the blob store`);
+  return {
+    length: size - start,
+    chunks: {
+      [Symbol.asyncIterator]: () =>
+        Readable.from(blobs.read(blobKey, { start, end: size }))[Symbol.asyncIterator](),
+    },
+  };
+}
+
+/**
+ * The data set of a stored instance in `transferSyntaxUid`: as stored when it is the stored syntax,
+ * else re-encoded when both are native (lossless: Implicit/Explicit VR, Little/Big Endian, Deflated).
+ * Throws ERR_ARCHIVE_TRANSCODE_UNSUPPORTED otherwise.
+ */
+export async function datasetIn(
+  blobs: BlobStore,
+  item: { readonly blobKey: string; readonly transferSyntaxUid: string },
+  transferSyntaxUid: string,
+): Promise<InstanceBytes> {
+  if (transferSyntaxUid === item.transferSyntaxUid) return storedDataset(blobs, item.blobKey);
+  if (!canConvert(item.transferSyntaxUid, transferSyntaxUid)) {
+    throw new DicomError(
+      'ERR_ARCHIVE_TRANSCODE_UNSUPPORTED',
+      `cannot convert from ${item.transferSyntaxUid} to ${transferSyntaxUid} (no codec for compressed pixel data)`,
+    );
+  }
+  const size = await blobs.size(item.blobKey);
+  if (size === undefined)
+    throw new DicomError('ERR_ARCHIVE_BLOB_NOT_FOUND', `blob ${item.blobKey} is missing from the blob store`);
+  const file = readPart10(await blobs.readBytes(item.blobKey, 0, size));
+  const bytes = encodeDataset(file.dataset, transferSyntaxUid);
+  return {
+    length: bytes.length,
+    chunks: {
+      async *[Symbol.asyncIterator]() {
+        yield bytes;
+      },
+    },
+  };
+}
+
+/** Whether an instance stored in `from` can be sent in `to`. */
+export function canConvert(from: string, to: string): boolean {
+  return from === to || (isNativeTransferSyntax(from) && isNativeTransferSyntax(to));
+}
