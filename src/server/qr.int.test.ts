@@ -26,6 +26,7 @@ import { type Dataset, readPart10 } from '../codec/index.ts';
 import { Dimse, find, identifierOf, move, qrContexts } from '../dimse/index.ts';
 import { type RunningArchive, startArchive } from './archive-server.ts';
 import { parseConfig } from './config.ts';
+import { type DimseServer, startDimseServer } from './dimse-server.ts';
 
 const DATA = fileURLToPath(new URL('../../../shared/data/dicom/', import.meta.url));
 const TUTORIAL = ['blue-circle', 'green-square', 'red-triangle'].map((n) =>
@@ -46,6 +47,7 @@ describe('Query/Retrieve SCP with DCMTK findscu, movescu, getscu', { timeout: 30
   let port = 0;
   let destPort = 0;
   let storescp: Child;
+  let refuser: DimseServer | undefined;
   const destDir = () => join(dir, 'dest');
   const generated: { path: string; sopInstanceUid: string; patientName: string }[] = [];
   let responses = 0;
@@ -91,6 +93,14 @@ describe('Query/Retrieve SCP with DCMTK findscu, movescu, getscu', { timeout: 30
       timeoutMs: 280_000,
     });
     const refusing = await freePort(); // nothing listens there
+    // An SCP that rejects the association (calling AE TESSERA not on its allow-list).
+    refuser = await startDimseServer({
+      host: '127.0.0.1',
+      port: 0,
+      aeTitle: 'REFUSER',
+      callingAETitles: ['SOMEONE-ELSE'],
+      storeDir: join(dir, 'refuser'),
+    });
     const config = parseConfig({
       dataDir: join(dir, 'archive'),
       dimsePort: 0,
@@ -99,6 +109,7 @@ describe('Query/Retrieve SCP with DCMTK findscu, movescu, getscu', { timeout: 30
       peers: {
         DEST: { host: '127.0.0.1', port: destPort },
         NOWHERE: { host: '127.0.0.1', port: refusing },
+        REFUSER: { host: '127.0.0.1', port: refuser.port },
       },
     });
     archive = await startArchive(config, { logDestination: quiet, processMetrics: false });
@@ -137,6 +148,7 @@ describe('Query/Retrieve SCP with DCMTK findscu, movescu, getscu', { timeout: 30
 
   after(async () => {
     await archive?.close();
+    await refuser?.close(0);
     killChildren();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
