@@ -45,4 +45,11 @@ export {
   SQLITE_DIALECT,
   selectInstances,
 } from './query.ts';
-export { canConvert, datasetIn, datasetOffset, type InstanceBytes, storedDataset } from './retrieve.ts';
+export {
+  canConvert,
+  datasetIn,
+  datasetOffset,
+  deleteInstances,
+  type InstanceBytes,
+  storedDataset,
+} from './retrieve.ts';

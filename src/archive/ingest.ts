@@ -50,6 +50,8 @@ export interface IngestContext {
   readonly expected?: {
     readonly sopClassUid?: string | undefined;
     readonly sopInstanceUid?: string | undefined;
+    /** STOW-RS to /studies/{study}: the instance must belong to that study (else A900, PS3.18 10.5.3). */
+    readonly studyInstanceUid?: string | undefined;
   };
   readonly source: IngestSource;
   readonly policy: DuplicatePolicy;
@@ -60,7 +62,9 @@ export interface IngestResult {
   readonly status: number;
   readonly comment?: string;
   readonly sopInstanceUid?: string;
+  readonly sopClassUid?: string;
   readonly studyInstanceUid?: string;
+  readonly seriesInstanceUid?: string;
   readonly outcome?: CommitOutcome;
 }
 
@@ -165,6 +169,48 @@ export class Ingest {
     return result;
   }
 
+  /**
+   * Ingests a Part 10 file as it streams in (a STOW-RS part): its File Meta Information gives the
+   * transfer syntax and the SOP Class/Instance UIDs the data set must have; the data set bytes that
+   * follow go through `ingest` (a File Meta of Tessera's own replaces the client's). A body that is not
+   * Part 10 (no preamble and `DICM`, no group length) fails with C000 and stores nothing.
+   */
+  async ingestPart10(
+    data: AsyncIterable<Uint8Array>,
+    ctx: Omit<IngestContext, 'transferSyntaxUid'>,
+  ): Promise<IngestResult> {
+    const iterator = data[Symbol.asyncIterator]();
+    let head: Buffer;
+    let meta: { transferSyntaxUid: string; sopClassUid?: string; sopInstanceUid?: string; length: number };
+    try {
+      head = await readAtLeast(iterator, Buffer.alloc(0), 144);
+      meta = fileMetaOf(head);
+      if (head.length < meta.length) head = await readAtLeast(iterator, head, meta.length);
+      meta = fileMetaOf(head);
+    } catch (err) {
+      // Drain nothing more: the caller's body iterator reports a truncated body itself.
+      return failure(err);
+    }
+    const rest = head.subarray(meta.length);
+    async function* body(): AsyncGenerator<Buffer> {
+      if (rest.length > 0) yield rest;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        yield Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+      }
+    }
+    return this.ingest(body(), {
+      ...ctx,
+      transferSyntaxUid: meta.transferSyntaxUid,
+      expected: {
+        ...ctx.expected,
+        ...(meta.sopClassUid ? { sopClassUid: meta.sopClassUid } : {}),
+        ...(meta.sopInstanceUid ? { sopInstanceUid: meta.sopInstanceUid } : {}),
+      },
+    });
+  }
+
   private async run(data: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestResult> {
     const syntax = transferSyntax(ctx.transferSyntaxUid);
     const expected = ctx.expected ?? {};
@@ -216,6 +262,12 @@ export class Ingest {
     }
     const sopInstanceUid = ds.string(Tag.SOPInstanceUID)!;
     const studyInstanceUid = ds.string(Tag.StudyInstanceUID)!;
+    const ids = {
+      sopInstanceUid,
+      sopClassUid: ds.string(Tag.SOPClassUID)!,
+      studyInstanceUid,
+      seriesInstanceUid: ds.string(Tag.SeriesInstanceUID)!,
+    };
     const blobKey = blobKeyFor(sopInstanceUid, checksum);
     const record = recordOf(ds, {
       blobKey,
@@ -235,13 +287,12 @@ export class Ingest {
     const outcome = await this.committer.submit(record, ctx.policy);
     switch (outcome.kind) {
       case 'stored':
-        return { status: INGEST_STATUS.Success, sopInstanceUid, studyInstanceUid, outcome };
+        return { status: INGEST_STATUS.Success, ...ids, outcome };
       case 'identical':
         if (outcome.existingBlobKey !== blobKey) await this.deps.blobs.delete(blobKey).catch(() => undefined);
         return {
           status: INGEST_STATUS.Success,
-          sopInstanceUid,
-          studyInstanceUid,
+          ...ids,
           outcome,
           comment: 'already stored (identical)',
         };
@@ -250,8 +301,7 @@ export class Ingest {
           await this.deps.blobs.delete(outcome.oldBlobKey).catch(() => undefined);
         return {
           status: INGEST_STATUS.Success,
-          sopInstanceUid,
-          studyInstanceUid,
+          ...ids,
           outcome,
           comment: 'replaced the stored instance',
         };
@@ -259,7 +309,7 @@ export class Ingest {
         if (outcome.existingBlobKey !== blobKey) await this.deps.blobs.delete(blobKey).catch(() => undefined);
         return {
           status: INGEST_STATUS.DuplicateSOPInstance,
-          sopInstanceUid,
+          ...ids,
           outcome,
           comment: 'SOP Instance UID already stored (duplicates are rejected)',
         };
@@ -267,12 +317,69 @@ export class Ingest {
         if (outcome.existingBlobKey !== blobKey) await this.deps.blobs.delete(blobKey).catch(() => undefined);
         return {
           status: INGEST_STATUS.DuplicateSOPInstance,
-          sopInstanceUid,
+          ...ids,
           outcome,
           comment: 'SOP Instance UID already stored with different content',
         };
     }
   }
+}
+
+/** Reads from `iterator` until `have` holds at least `n` bytes (or the input ends: ERR_CODEC_TRUNCATED). */
+async function readAtLeast(iterator: AsyncIterator<Uint8Array>, have: Buffer, n: number): Promise<Buffer> {
+  const parts: Buffer[] = [have];
+  let size = have.length;
+  while (size < n) {
+    const next = await iterator.next();
+    if (next.done)
+      throw new CodecError('ERR_CODEC_TRUNCATED', `the body ended after ${size} bytes, in its File Meta Information`, {
+        offset: size,
+      });
+    const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+    parts.push(chunk);
+    size += chunk.length;
+  }
+  return parts.length === 1 ? have : Buffer.concat(parts);
+}
+
+/**
+ * The File Meta Information of a Part 10 file's first bytes (PS3.10 §7.1): its length (preamble,
+ * `DICM` and the group, as its group length says) and, once `head` holds all of it, the transfer
+ * syntax and SOP Class/Instance UIDs.
+ */
+function fileMetaOf(head: Buffer): {
+  transferSyntaxUid: string;
+  sopClassUid?: string;
+  sopInstanceUid?: string;
+  length: number;
+} {
+  if (head.length < 144 || head.toString('latin1', 128, 132) !== 'DICM')
+    throw new CodecError('ERR_CODEC_NOT_DICOM', 'not a DICOM Part 10 file (no preamble and DICM prefix)', {
+      offset: 128,
+    });
+  if (head.readUInt16LE(132) !== 0x0002 || head.readUInt16LE(134) !== 0x0000 || head.toString('latin1', 136, 138) !== 'UL')
+    throw new CodecError(
+      'ERR_CODEC_NOT_DICOM',
+      'the File Meta Information does not start with its group length (0002,0000)',
+      { offset: 132, tag: 0x00020000 },
+    );
+  const length = 144 + head.readUInt32LE(140);
+  if (head.length < length) return { transferSyntaxUid: '', length };
+  const meta = decodeDataset(head.subarray(132, length), '1.2.840.10008.1.2.1');
+  const transferSyntaxUid = meta.string(0x00020010);
+  if (!transferSyntaxUid)
+    throw new CodecError('ERR_CODEC_NOT_DICOM', 'the File Meta Information has no Transfer Syntax UID (0002,0010)', {
+      offset: 132,
+      tag: 0x00020010,
+    });
+  const sopClassUid = meta.string(0x00020002);
+  const sopInstanceUid = meta.string(0x00020003);
+  return {
+    transferSyntaxUid,
+    ...(sopClassUid ? { sopClassUid } : {}),
+    ...(sopInstanceUid ? { sopInstanceUid } : {}),
+    length,
+  };
 }
 
 /** Parses a data set from the chunks stored, as they arrive; `end` returns it or throws why it cannot. */
@@ -345,6 +452,9 @@ function failure(err: unknown): IngestResult {
   if (code === 'ENOSPC' || code === 'EDQUOT')
     return { status: INGEST_STATUS.OutOfResources, comment: 'out of disk space' };
   if (err instanceof CodecError) return { status: INGEST_STATUS.CannotUnderstand, comment: err.message };
+  // The input stopped short (a STOW-RS part without its closing boundary): nothing is kept.
+  if (err instanceof DicomError && err.code.endsWith('_TRUNCATED'))
+    return { status: INGEST_STATUS.CannotUnderstand, comment: err.message };
   return { status: INGEST_STATUS.OutOfResources, comment: `cannot store: ${(err as Error).message}` };
 }
 
@@ -380,6 +490,12 @@ function validate(ds: Dataset, ctx: IngestContext): IngestResult | undefined {
     return {
       status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
       comment: 'SOP Instance UID of the data set differs from the request',
+    };
+  }
+  if (expected.studyInstanceUid && ds.string(Tag.StudyInstanceUID) !== expected.studyInstanceUid) {
+    return {
+      status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
+      comment: `Study Instance UID (0020,000D) ${ds.string(Tag.StudyInstanceUID)} is not the study of the request`,
     };
   }
   return undefined;

@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream';
 import { encodeDataset, isNativeTransferSyntax, readPart10 } from '../codec/index.ts';
 import { DicomError } from '../core/index.ts';
-import type { BlobStore } from './ports.ts';
+import type { BlobStore, Index } from './ports.ts';
 
 /** Bytes of a data set to send: a known length, chunks read on demand. */
 export interface InstanceBytes {
@@ -90,4 +90,26 @@ export async function datasetIn(
 /** Whether an instance stored in `from` can be sent in `to`. */
 export function canConvert(from: string, to: string): boolean {
   return from === to || (isNativeTransferSyntax(from) && isNativeTransferSyntax(to));
+}
+
+/**
+ * Deletes the selected instances (DELETE of WADO-RS paths): for each, the index row goes first (the
+ * counts of its series, study and patient updated, emptied parents removed, in one transaction),
+ * then its blob. A crash in between leaves a blob no row points at, never a row without its blob;
+ * such orphans are what `SqliteIndex.verify` and the blob store's listing can find. Returns how many
+ * instances were deleted.
+ */
+export async function deleteInstances(
+  index: Index,
+  blobs: BlobStore,
+  items: AsyncIterable<{ readonly sopInstanceUid: string }>,
+): Promise<number> {
+  let deleted = 0;
+  for await (const item of items) {
+    const removed = index.deleteInstance(item.sopInstanceUid);
+    if (!removed) continue;
+    deleted++;
+    await blobs.delete(removed.blobKey);
+  }
+  return deleted;
 }

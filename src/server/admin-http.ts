@@ -1,6 +1,6 @@
 /**
- * The admin endpoints of `tessera serve` on node:http (four fixed GET routes need no framework;
- * DICOMweb will bring fastify, and these routes can move onto it then):
+ * The admin endpoints of `tessera serve` on node:http (four fixed GET routes need no framework), and
+ * the mount point of the DICOMweb application (fastify, under its base path) on the same port:
  *   GET /healthz   200 {status:'ok'} while the process runs (liveness)
  *   GET /readyz    200 when the DIMSE listener is up and the index answers; 503 otherwise (readiness)
  *   GET /stats     index counts (with bytes), disk usage of the blob volume, open associations
@@ -110,6 +110,8 @@ export interface AdminHttpOptions {
   readonly readiness: () => Promise<Readiness> | Readiness;
   readonly stats: () => Promise<unknown>;
   readonly metrics: Registry;
+  /** Requests under `prefix` go to this handler (the DICOMweb application). */
+  readonly mount?: { readonly prefix: string; handle(req: IncomingMessage, res: ServerResponse): void };
 }
 
 export interface AdminHttp {
@@ -140,6 +142,9 @@ type Route = (typeof ROUTES)[number];
 export async function startAdminHttp(options: AdminHttpOptions): Promise<AdminHttp> {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://admin').pathname;
+    const mount = options.mount;
+    if (mount && (path === mount.prefix || path.startsWith(`${mount.prefix}/`)))
+      return mount.handle(req, res);
     const route = ROUTES.find((r) => r === path) as Route | undefined;
     if (!route) return send(res, 404, { error: `no such endpoint: ${path}`, endpoints: ROUTES });
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -6,8 +6,10 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { DestinationStream } from 'pino';
 import type { HandlerResult, IncomingRequest } from '../dimse/index.ts';
+import { createDicomWebApp, DICOMWEB_DEFAULTS } from '../web/index.ts';
 import { type AdminHttp, ArchiveMetrics, startAdminHttp } from './admin-http.ts';
 import { archiveStore, type EmbeddedArchive, openEmbeddedArchive } from './archive-store.ts';
+import { bearerAuth } from './auth.ts';
 import { duplicatePolicyFor, type ServerConfig } from './config.ts';
 import { type DimseServer, startDimseServer } from './dimse-server.ts';
 import { createLogger, type Logger, subscribeLogs } from './logging.ts';
@@ -58,10 +60,12 @@ export async function startArchive(
   let archive: EmbeddedArchive | undefined;
   let dimse: DimseServer | undefined;
   let http: AdminHttp | undefined;
+  let webApp: { close(): Promise<unknown> } | undefined;
   let dimseUp = false;
   const stopEarly = async (): Promise<void> => {
     await dimse?.close(0);
     await http?.close();
+    await webApp?.close();
     archive?.close();
     for (const off of unsubscribe) off();
   };
@@ -95,10 +99,28 @@ export async function startArchive(
       },
     });
     dimseUp = true;
+    const web = await createDicomWebApp({
+      archive: { index: opened.index, blobs: opened.blobs, ingest: opened.ingest },
+      publicUrl: config.publicUrl,
+      duplicates: config.duplicates,
+      caseInsensitivePersonNames: config.caseInsensitivePersonNames,
+      maxQueryResults: config.maxQueryResults,
+      maxRequestBytes: config.maxRequestBytes,
+      maxConcurrentRequests: config.maxConcurrentRequests,
+      corsOrigins: config.corsOrigins,
+      authorize: bearerAuth({
+        tokens: config.bearerTokens,
+        jwksUrl: config.jwksUrl,
+        issuer: config.jwtIssuer,
+        audience: config.jwtAudience,
+      }),
+    });
+    webApp = web;
     http = await startAdminHttp({
       host: config.host,
       port: config.httpPort,
       metrics: metrics.registry,
+      mount: { prefix: DICOMWEB_DEFAULTS.basePath, handle: (req, res) => web.routing(req, res) },
       readiness: () => {
         let index: true | string = true;
         try {
@@ -144,6 +166,7 @@ export async function startArchive(
       );
       await running.dimse.close(config.shutdownGraceMs);
       await running.http.close();
+      await webApp?.close();
       running.archive.close();
       logger.info('archive stopped');
       for (const off of unsubscribe) off();

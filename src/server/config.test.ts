@@ -55,8 +55,14 @@ describe('loadConfig', () => {
       logLevel: 'info',
       maxPduLength: 116_794,
       shutdownGraceMs: 10_000,
+      maxQueryResults: 10_000,
+      caseInsensitivePersonNames: true,
+      maxRequestBytes: 8 * 1024 ** 3,
+      maxConcurrentRequests: 64,
     });
     assert.equal(c.callingAETitles, undefined);
+    assert.equal(c.bearerTokens, undefined);
+    assert.equal(c.corsOrigins, undefined);
   });
 
   test('a good JSON file', async () => {

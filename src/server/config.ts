@@ -156,6 +156,26 @@ export const configSchema = z.strictObject(
     maxQueryResults: integer(1, 10_000_000, 'a count (1-10000000)').default(10_000),
     /** Person Name matching ignores case (C-FIND, QIDO-RS). */
     caseInsensitivePersonNames: bool.default(true),
+    /** The URL clients reach DICOMweb at (RetrieveURL, BulkDataURI); absent: from each request's Host. */
+    publicUrl: text('a URL').optional(),
+    /** CORS origins allowed on DICOMweb (`*` for any); absent: no CORS headers. */
+    corsOrigins: z
+      .union([z.literal('*'), z.array(text('an origin'))], {
+        error: (iss) => `expected "*" or a list of origins, got ${got(iss.input)}`,
+      })
+      .optional(),
+    /** Static bearer tokens accepted on DICOMweb; with none (and no jwksUrl) no token is asked for. */
+    bearerTokens: z.array(text('a token')).optional(),
+    /** JWTs accepted on DICOMweb when verified with the keys of this JWKS URL (jose). */
+    jwksUrl: text('a URL').optional(),
+    jwtIssuer: text('an issuer').optional(),
+    jwtAudience: text('an audience').optional(),
+    /** Largest STOW-RS request body, bytes. */
+    maxRequestBytes: integer(1024, Number.MAX_SAFE_INTEGER, 'a size in bytes (at least 1024)').default(
+      8 * 1024 ** 3,
+    ),
+    /** DICOMweb requests served at once (503 beyond). */
+    maxConcurrentRequests: integer(1, 100_000, 'a count (1-100000)').default(64),
   },
   {
     error: (iss) =>

@@ -1,0 +1,173 @@
+/**
+ * Rendered and thumbnail resources (PS3.18 10.4.1.1.3, 8.3.5): one frame turned into an 8-bit
+ * consumer image (image/jpeg or image/png) with the VOI LUT of PS3.3 C.11.2 (window center/width,
+ * linear, from the request, else the instance's first Window Center/Width, else the frame's range
+ * after the Modality LUT), MONOCHROME1 inverted, RGB and YBR_FULL colour, then scaled to the viewport
+ * keeping the aspect ratio. Native pixel data is decoded here; JPEG Baseline frames are decoded by
+ * libvips (sharp); other compressed syntaxes have no codec here and are refused (406).
+ */
+import sharp, { type Sharp } from 'sharp';
+import { DicomError } from '../core/index.ts';
+
+/** The image pixel attributes a frame needs to be rendered (PS3.3 C.7.6.3). */
+export interface PixelDescription {
+  readonly rows: number;
+  readonly columns: number;
+  readonly samplesPerPixel: number;
+  readonly bitsAllocated: number;
+  readonly bitsStored: number;
+  readonly pixelRepresentation: number;
+  readonly photometricInterpretation: string;
+  readonly planarConfiguration: number;
+  readonly rescaleSlope: number;
+  readonly rescaleIntercept: number;
+  /** The instance's own first window, if any. */
+  readonly windowCenter?: number | undefined;
+  readonly windowWidth?: number | undefined;
+  readonly transferSyntaxUid: string;
+}
+
+export interface RenderOptions {
+  readonly mediaType: 'image/jpeg' | 'image/png';
+  /** `window=center,width,function` (PS3.18 8.3.5.1.4); only LINEAR. */
+  readonly window?: { readonly center: number; readonly width: number } | undefined;
+  /** `viewport=vw,vh` (PS3.18 8.3.5.1.3): the largest output size, aspect kept. */
+  readonly viewport?: { readonly width: number; readonly height: number } | undefined;
+  /** 1-100, JPEG only. */
+  readonly quality?: number | undefined;
+}
+
+const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
+const JPEG_EXTENDED = '1.2.840.10008.1.2.4.51';
+const NATIVE_BIG_ENDIAN = '1.2.840.10008.1.2.2';
+const ENCAPSULATED_PREFIX = '1.2.840.10008.1.2.4.';
+
+/** Whether a frame of this syntax can be rendered here. */
+export function canRender(transferSyntaxUid: string): boolean {
+  return (
+    !transferSyntaxUid.startsWith(ENCAPSULATED_PREFIX) ||
+    transferSyntaxUid === JPEG_BASELINE ||
+    transferSyntaxUid === JPEG_EXTENDED
+  );
+}
+
+/** Renders one frame: `frame` is the frame's bytes as stored (native pixels, or one JPEG stream). */
+export async function renderFrame(
+  frame: Buffer,
+  px: PixelDescription,
+  options: RenderOptions,
+): Promise<Buffer> {
+  let image: Sharp;
+  if (px.transferSyntaxUid === JPEG_BASELINE || px.transferSyntaxUid === JPEG_EXTENDED) {
+    image = sharp(frame);
+  } else if (!canRender(px.transferSyntaxUid) || px.transferSyntaxUid === '1.2.840.10008.1.2.5') {
+    throw new DicomError(
+      'ERR_WEB_RENDER_UNSUPPORTED',
+      `no decoder for transfer syntax ${px.transferSyntaxUid} here: cannot render`,
+    );
+  } else {
+    const { data, channels } = toEightBit(frame, px, options.window);
+    image = sharp(data, { raw: { width: px.columns, height: px.rows, channels } });
+  }
+  if (options.viewport) {
+    image = image.resize(options.viewport.width, options.viewport.height, {
+      fit: 'inside',
+      withoutEnlargement: false,
+    });
+  }
+  return options.mediaType === 'image/png'
+    ? image.png().toBuffer()
+    : image.jpeg({ quality: options.quality ?? 90 }).toBuffer();
+}
+
+/** Native pixels -> 8-bit grey (1 channel) or RGB (3 channels). */
+export function toEightBit(
+  frame: Buffer,
+  px: PixelDescription,
+  window?: { readonly center: number; readonly width: number },
+): { data: Buffer; channels: 1 | 3 } {
+  const n = px.rows * px.columns;
+  const bigEndian = px.transferSyntaxUid === NATIVE_BIG_ENDIAN;
+  if (px.samplesPerPixel === 3) {
+    if (px.bitsAllocated !== 8)
+      throw new DicomError('ERR_WEB_RENDER_UNSUPPORTED', `colour with ${px.bitsAllocated} bits allocated`);
+    if (frame.length < n * 3)
+      throw new DicomError('ERR_WEB_RENDER_UNSUPPORTED', 'the frame is shorter than its pixels');
+    const out = Buffer.alloc(n * 3);
+    const ybr = px.photometricInterpretation === 'YBR_FULL';
+    for (let i = 0; i < n; i++) {
+      let a: number;
+      let b: number;
+      let c: number;
+      if (px.planarConfiguration === 1) {
+        a = frame[i]!;
+        b = frame[n + i]!;
+        c = frame[2 * n + i]!;
+      } else {
+        a = frame[3 * i]!;
+        b = frame[3 * i + 1]!;
+        c = frame[3 * i + 2]!;
+      }
+      if (ybr) {
+        // PS3.3 C.7.6.3.1.2: YBR_FULL to RGB.
+        const r = a + 1.402 * (c - 128);
+        const g = a - 0.344136 * (b - 128) - 0.714136 * (c - 128);
+        const bl = a + 1.772 * (b - 128);
+        a = clamp(r);
+        b = clamp(g);
+        c = clamp(bl);
+      }
+      out[3 * i] = a;
+      out[3 * i + 1] = b;
+      out[3 * i + 2] = c;
+    }
+    return { data: out, channels: 3 };
+  }
+  if (px.samplesPerPixel !== 1)
+    throw new DicomError('ERR_WEB_RENDER_UNSUPPORTED', `${px.samplesPerPixel} samples per pixel`);
+  const bytesPer = px.bitsAllocated / 8;
+  if (![1, 2, 4].includes(bytesPer))
+    throw new DicomError('ERR_WEB_RENDER_UNSUPPORTED', `${px.bitsAllocated} bits allocated`);
+  if (frame.length < n * bytesPer)
+    throw new DicomError('ERR_WEB_RENDER_UNSUPPORTED', 'the frame is shorter than its pixels');
+  const signed = px.pixelRepresentation === 1;
+  const bits = px.bitsStored;
+  const mask = bits >= 32 ? 0xffffffff : 2 ** bits - 1;
+  const values = new Float64Array(n);
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    let raw: number;
+    if (bytesPer === 1) raw = frame[i]!;
+    else if (bytesPer === 2) raw = bigEndian ? frame.readUInt16BE(2 * i) : frame.readUInt16LE(2 * i);
+    else raw = bigEndian ? frame.readUInt32BE(4 * i) : frame.readUInt32LE(4 * i);
+    let v = bits >= 32 ? raw : raw & mask;
+    if (signed && bits < 32 && v >= 2 ** (bits - 1)) v -= 2 ** bits;
+    else if (signed && bits >= 32) v = raw | 0;
+    const m = v * px.rescaleSlope + px.rescaleIntercept;
+    values[i] = m;
+    if (m < min) min = m;
+    if (m > max) max = m;
+  }
+  const center = window?.center ?? px.windowCenter ?? (min + max) / 2;
+  const width = window?.width ?? px.windowWidth ?? Math.max(1, max - min);
+  const invert = px.photometricInterpretation === 'MONOCHROME1';
+  const out = Buffer.alloc(n);
+  // PS3.3 C.11.2.1.2.1: the linear VOI function.
+  const low = center - 0.5 - (width - 1) / 2;
+  const high = center - 0.5 + (width - 1) / 2;
+  for (let i = 0; i < n; i++) {
+    const x = values[i]!;
+    let y: number;
+    if (x <= low) y = 0;
+    else if (x > high) y = 255;
+    else y = ((x - (center - 0.5)) / Math.max(width - 1, 1) + 0.5) * 255;
+    const b = clamp(y);
+    out[i] = invert ? 255 - b : b;
+  }
+  return { data: out, channels: 1 };
+}
+
+function clamp(v: number): number {
+  return v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
+}
