@@ -1,0 +1,46 @@
+export {
+  DEFAULT_TRANSFER_SYNTAX,
+  EXPLICIT_VR_LITTLE_ENDIAN,
+  formatMediaType,
+  type MediaRange,
+  MediaType,
+  type MediaTypeOffer,
+  multipartContentType,
+  type Negotiation,
+  negotiate,
+  type ParsedMediaType,
+  parseAccept,
+  parseContentType,
+} from './media-type.ts';
+export {
+  checkBoundary,
+  MULTIPART_DEFAULTS,
+  type MultipartLimits,
+  type MultipartPart,
+  multipartBody,
+  multipartEnd,
+  newBoundary,
+  type OutgoingPart,
+  parseMultipart,
+  partHead,
+} from './multipart.ts';
+export {
+  parseQidoQuery,
+  QIDO_INSTANCE_RETURN_KEYS,
+  QIDO_REQUEST_ATTRIBUTES_ITEM_KEYS,
+  QIDO_SERIES_RETURN_KEYS,
+  QIDO_STUDY_RETURN_KEYS,
+  type QidoLevel,
+  type QidoQuery,
+  type QidoScope,
+} from './qido.ts';
+export {
+  parseStowResponse,
+  type StowFailed,
+  StowFailureReason,
+  type StowOutcome,
+  type StowReferenced,
+  StowWarningReason,
+  stowHttpStatus,
+  stowResponse,
+} from './stow.ts';
