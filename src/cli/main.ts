@@ -7,6 +7,7 @@ import { dumpPart10 } from './dump.ts';
 import { registerNetworkCommands } from './net.ts';
 import { registerQrCommands } from './qr.ts';
 import { registerServe } from './serve.ts';
+import { registerWebCommands } from './web.ts';
 
 /** Files up to this size are read whole (zero-copy values); larger ones stream with bulk left on disk. */
 const WHOLE_FILE_LIMIT = 64 * 1024 * 1024;
@@ -89,5 +90,6 @@ program
 registerNetworkCommands(program, fail);
 registerQrCommands(program, fail);
 registerServe(program, fail);
+registerWebCommands(program, fail);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,15 @@
+export {
+  DicomWebClient,
+  type DicomWebClientOptions,
+  DicomWebError,
+  type FramesOptions,
+  type QueryLevel,
+  type QueryParams,
+  type QueryResult,
+  type QueryScope,
+  type QueryValue,
+  type RetrievedPart,
+  type RetrieveOptions,
+  type RetrieveTarget,
+  type StoreResult,
+} from './client.ts';
