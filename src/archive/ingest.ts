@@ -332,9 +332,13 @@ async function readAtLeast(iterator: AsyncIterator<Uint8Array>, have: Buffer, n:
   while (size < n) {
     const next = await iterator.next();
     if (next.done)
-      throw new CodecError('ERR_CODEC_TRUNCATED', `the body ended after ${size} bytes, in its File Meta Information`, {
-        offset: size,
-      });
+      throw new CodecError(
+        'ERR_CODEC_TRUNCATED',
+        `the body ended after ${size} bytes, in its File Meta Information`,
+        {
+          offset: size,
+        },
+      );
     const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
     parts.push(chunk);
     size += chunk.length;
@@ -357,7 +361,11 @@ function fileMetaOf(head: Buffer): {
     throw new CodecError('ERR_CODEC_NOT_DICOM', 'not a DICOM Part 10 file (no preamble and DICM prefix)', {
       offset: 128,
     });
-  if (head.readUInt16LE(132) !== 0x0002 || head.readUInt16LE(134) !== 0x0000 || head.toString('latin1', 136, 138) !== 'UL')
+  if (
+    head.readUInt16LE(132) !== 0x0002 ||
+    head.readUInt16LE(134) !== 0x0000 ||
+    head.toString('latin1', 136, 138) !== 'UL'
+  )
     throw new CodecError(
       'ERR_CODEC_NOT_DICOM',
       'the File Meta Information does not start with its group length (0002,0000)',
@@ -368,10 +376,14 @@ function fileMetaOf(head: Buffer): {
   const meta = decodeDataset(head.subarray(132, length), '1.2.840.10008.1.2.1');
   const transferSyntaxUid = meta.string(0x00020010);
   if (!transferSyntaxUid)
-    throw new CodecError('ERR_CODEC_NOT_DICOM', 'the File Meta Information has no Transfer Syntax UID (0002,0010)', {
-      offset: 132,
-      tag: 0x00020010,
-    });
+    throw new CodecError(
+      'ERR_CODEC_NOT_DICOM',
+      'the File Meta Information has no Transfer Syntax UID (0002,0010)',
+      {
+        offset: 132,
+        tag: 0x00020010,
+      },
+    );
   const sopClassUid = meta.string(0x00020002);
   const sopInstanceUid = meta.string(0x00020003);
   return {

@@ -10,11 +10,11 @@ import { encodeDataset, isNativeTransferSyntax, readPart10 } from '../codec/inde
 import { DicomError } from '../core/index.ts';
 import type { BlobStore, Index } from './ports.ts';
 
-/** Bytes of a data set to send: a known length, chunks read on demand. */
-export interface InstanceBytes {
-  readonly length: number;
-  readonly chunks: AsyncIterable<Buffer>;
-}
+/** Bytes of a data set to send: in memory (small instances), or a known length and chunks read on demand. */
+export type InstanceBytes = Buffer | { readonly length: number; readonly chunks: AsyncIterable<Buffer> };
+
+/** Instances up to this size are read whole with one read (fewer file operations than a stream). */
+export const WHOLE_READ_LIMIT = 16 * 1024 * 1024;
 
 const PREAMBLE_AND_MAGIC = 132;
 /** (0002,0000) UL in Explicit VR Little Endian: tag 4, VR 2, length 2, value 4. */
@@ -25,8 +25,12 @@ const GROUP_LENGTH_ELEMENT = 12;
  * Group Length (0002,0000) gives (Tessera always writes it first, PS3.10 §7.1).
  */
 export async function datasetOffset(blobs: BlobStore, blobKey: string): Promise<number> {
-  const head = await blobs.readBytes(blobKey, 0, PREAMBLE_AND_MAGIC + GROUP_LENGTH_ELEMENT);
+  return offsetIn(await blobs.readBytes(blobKey, 0, PREAMBLE_AND_MAGIC + GROUP_LENGTH_ELEMENT), blobKey);
+}
+
+function offsetIn(head: Buffer, blobKey: string): number {
   if (
+    head.length < PREAMBLE_AND_MAGIC + GROUP_LENGTH_ELEMENT ||
     head.toString('latin1', 128, 132) !== 'DICM' ||
     head.readUInt16LE(132) !== 0x0002 ||
     head.readUInt16LE(134) !== 0x0000 ||
@@ -40,12 +44,23 @@ export async function datasetOffset(blobs: BlobStore, blobKey: string): Promise<
   return PREAMBLE_AND_MAGIC + GROUP_LENGTH_ELEMENT + head.readUInt32LE(140);
 }
 
-/** The data set bytes of a stored instance as received (its stored transfer syntax), streamed. */
-export async function storedDataset(blobs: BlobStore, blobKey: string): Promise<InstanceBytes> {
-  const start = await datasetOffset(blobs, blobKey);
-  const size = await blobs.size(blobKey);
+/**
+ * The data set bytes of a stored instance as received (its stored transfer syntax): read whole when
+ * small, else streamed.
+ */
+export async function storedDataset(
+  blobs: BlobStore,
+  blobKey: string,
+  knownSize?: number,
+): Promise<InstanceBytes> {
+  const size = knownSize ?? (await blobs.size(blobKey));
   if (size === undefined)
     throw new DicomError('ERR_ARCHIVE_BLOB_NOT_FOUND', `blob ${blobKey} is missing from the blob store`);
+  if (size <= WHOLE_READ_LIMIT) {
+    const file = await blobs.readBytes(blobKey, 0, size);
+    return file.subarray(offsetIn(file, blobKey));
+  }
+  const start = await datasetOffset(blobs, blobKey);
   return {
     length: size - start,
     chunks: {
@@ -62,10 +77,10 @@ export async function storedDataset(blobs: BlobStore, blobKey: string): Promise<
  */
 export async function datasetIn(
   blobs: BlobStore,
-  item: { readonly blobKey: string; readonly transferSyntaxUid: string },
+  item: { readonly blobKey: string; readonly transferSyntaxUid: string; readonly size?: number },
   transferSyntaxUid: string,
 ): Promise<InstanceBytes> {
-  if (transferSyntaxUid === item.transferSyntaxUid) return storedDataset(blobs, item.blobKey);
+  if (transferSyntaxUid === item.transferSyntaxUid) return storedDataset(blobs, item.blobKey, item.size);
   if (!canConvert(item.transferSyntaxUid, transferSyntaxUid)) {
     throw new DicomError(
       'ERR_ARCHIVE_TRANSCODE_UNSUPPORTED',

@@ -13,6 +13,7 @@ import {
   countInstances,
   datasetIn,
   type Index,
+  type InstanceBytes,
   prepareQuery,
   prepareRetrieve,
   QueryError,
@@ -348,13 +349,32 @@ async function retrieve(
   const pendingEvery = Math.max(1, options.pendingEvery ?? QR_SCP_DEFAULTS.pendingEvery);
   const originator = rq.association.info.callingAETitle;
   let cancelled = false;
+  // The next instance's bytes are read while the current one is on the wire (one ahead).
+  const load = (item: RetrieveItem): Promise<Loaded> => {
+    const context = sender.contextFor(item);
+    if (!context) return Promise.resolve({ item, context });
+    return datasetIn(options.blobs, item, context.transferSyntax).then(
+      (data) => ({ item, context, data }),
+      (err: unknown) => ({ item, context, error: err as Error }),
+    );
+  };
+  const upcoming = selectInstances(options.index, prepared)[Symbol.asyncIterator]();
+  const pull = async (): Promise<Loaded | undefined> => {
+    const next = await upcoming.next();
+    return next.done ? undefined : load(next.value);
+  };
   try {
-    for await (const item of selectInstances(options.index, prepared)) {
+    let ahead = pull();
+    for (;;) {
+      const current = await ahead;
+      if (!current) break;
       if (rq.signal.aborted) {
         cancelled = true;
         break;
       }
-      const outcome = await sendOne(sender, options.blobs, item, {
+      ahead = pull();
+      const item = current.item;
+      const outcome = await sendOne(sender, current, {
         moveOriginatorAETitle: originator,
         moveOriginatorMessageId: rq.command.messageId ?? 0,
         isMove: rq.command.type === 'C-MOVE-RQ',
@@ -381,7 +401,9 @@ async function retrieve(
         });
       }
     }
+    await ahead.catch(() => undefined);
   } finally {
+    await upcoming.return?.(undefined);
     await sender.done();
   }
   const remaining = Math.max(0, total - completed - failed - warning);
@@ -422,13 +444,20 @@ type SubOutcome =
   | { kind: 'completed' | 'warning'; status: number; comment?: string }
   | { kind: 'failed'; status?: number; comment: string; fatal: boolean };
 
+/** An instance ready to send: its context and bytes, or why it cannot be sent. */
+interface Loaded {
+  readonly item: RetrieveItem;
+  readonly context: AcceptedContext | undefined;
+  readonly data?: InstanceBytes;
+  readonly error?: Error;
+}
+
 async function sendOne(
   sender: Sender,
-  blobs: BlobStore,
-  item: RetrieveItem,
+  loaded: Loaded,
   origin: { moveOriginatorAETitle: string; moveOriginatorMessageId: number; isMove: boolean },
 ): Promise<SubOutcome> {
-  const context = sender.contextFor(item);
+  const { item, context, data } = loaded;
   if (!context) {
     return {
       kind: 'failed',
@@ -436,12 +465,8 @@ async function sendOne(
       fatal: false,
     };
   }
-  let data: Awaited<ReturnType<typeof datasetIn>>;
-  try {
-    data = await datasetIn(blobs, item, context.transferSyntax);
-  } catch (err) {
-    return { kind: 'failed', comment: (err as Error).message, fatal: false };
-  }
+  if (!data)
+    return { kind: 'failed', comment: loaded.error?.message ?? 'cannot read the instance', fatal: false };
   try {
     const rsp = await sender.dimse.store(
       context,

@@ -19,6 +19,7 @@ import {
   DICOM_APPLICATION_CONTEXT,
   encodePdu,
   type Pdu,
+  type PduParts,
   PduReader,
   type Pdv,
   ProtocolError,
@@ -229,6 +230,46 @@ export class Association {
     this.fire('Evt9');
     pduChannel.publish({ association: this.id, direction: 'out', type: 'P-DATA-TF', length: pdu.length });
     if (!this.socket.write(pdu)) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = (): void => {
+          this.socket.off('close', onClose);
+          resolve();
+        };
+        const onClose = (): void => {
+          this.socket.off('drain', onDrain);
+          reject(this.closedError ?? new AssociationAbortedError('the connection closed while sending'));
+        };
+        this.socket.once('drain', onDrain);
+        this.socket.once('close', onClose);
+      });
+    }
+  }
+
+  /**
+   * Sends several P-DATA-TF PDUs given as head and fragment (see `fragmentParts`) in one gathered
+   * write (the socket corked meanwhile): no copy of the data, fewer system calls and segments.
+   */
+  async sendPDataParts(parts: readonly PduParts[]): Promise<void> {
+    if (this.state !== 'Sta6' && this.state !== 'Sta8') {
+      throw new AssociationAbortedError(
+        `cannot send data: the association is ${this.state === 'Sta1' ? 'closed' : 'not established'}`,
+      );
+    }
+    let ok = true;
+    this.socket.cork();
+    for (const part of parts) {
+      this.fire('Evt9');
+      pduChannel.publish({
+        association: this.id,
+        direction: 'out',
+        type: 'P-DATA-TF',
+        length: part.head.length + part.body.length,
+      });
+      this.socket.write(part.head);
+      ok = this.socket.write(part.body);
+    }
+    this.socket.uncork();
+    if (!ok) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = (): void => {
           this.socket.off('close', onClose);

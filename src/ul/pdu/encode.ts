@@ -342,6 +342,49 @@ export function fragment(
   return fragments(contextId, command, bytes, room, last);
 }
 
+/** One P-DATA-TF PDU as its 12-byte head (PDU and PDV headers) and its fragment, not copied. */
+export interface PduParts {
+  readonly head: Buffer;
+  readonly body: Buffer;
+}
+
+/**
+ * As `fragment`, but each PDU comes as its header and a slice of `bytes` (no copy), for a gathered
+ * write (`Association.sendPDataParts`).
+ */
+export function* fragmentParts(
+  contextId: number,
+  command: boolean,
+  bytes: Buffer,
+  maxPduLength: number,
+  lastPart = true,
+): Generator<PduParts> {
+  u8(contextId, 'presentation context ID');
+  integer(maxPduLength, 0xffffffff, 'maximum PDU length');
+  if (maxPduLength !== 0 && maxPduLength < 8) {
+    throw unencodable(`a maximum PDU length of ${maxPduLength} leaves no room for an even fragment`);
+  }
+  const room =
+    (maxPduLength === 0
+      ? PDU_DEFAULTS.maxFragmentLength
+      : Math.min(maxPduLength - 6, PDU_DEFAULTS.maxFragmentLength)) & ~1;
+  if (bytes.length === 0 && !lastPart) return;
+  let pos = 0;
+  do {
+    const n = Math.min(room, bytes.length - pos);
+    const last = lastPart && pos + n === bytes.length;
+    const head = Buffer.allocUnsafe(12);
+    head[0] = PDU_TYPES['P-DATA-TF'];
+    head[1] = 0;
+    head.writeUInt32BE(6 + n, 2);
+    head.writeUInt32BE(2 + n, 6);
+    head[10] = contextId;
+    head[11] = controlHeader(command, last);
+    yield { head, body: bytes.subarray(pos, pos + n) };
+    pos += n;
+  } while (pos < bytes.length);
+}
+
 function* fragments(
   contextId: number,
   command: boolean,

@@ -17,7 +17,14 @@ export {
   USER_IDENTITY_TYPES,
 } from './constants.ts';
 export { decodePdu, PDU_HEADER_LENGTH } from './decode.ts';
-export { encodePDataTf, encodePdu, fragment, PDU_DEFAULTS } from './encode.ts';
+export {
+  encodePDataTf,
+  encodePdu,
+  fragment,
+  fragmentParts,
+  PDU_DEFAULTS,
+  type PduParts,
+} from './encode.ts';
 export {
   type AbortSource,
   PROVIDER_ABORT_REASONS,
