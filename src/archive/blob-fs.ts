@@ -1,5 +1,5 @@
 /**
- * The folder blob store: `<root>/blobs/<key>` for published blobs, `<root>/tmp/<random>.tmp` for
+ * The folder blob store: `<root>/blobs/<key>` for published blobs, `<root>/tmp/<prefix>-<n>.tmp` for
  * blobs being written. Both live on one volume so that publishing is a rename.
  *
  * Durability (what a C-STORE success may rely on): `commit` fsyncs the file, renames it into place
@@ -238,6 +238,9 @@ export class FsBlobStore implements BlobStore {
     this.tmpDir = join(root, 'tmp');
   }
 
+  readonly #tempPrefix = randomBytes(9).toString('hex');
+  #tempCounter = 0;
+
   async create(): Promise<BlobWriter> {
     this.#ready ??= this.#prepare();
     try {
@@ -246,7 +249,9 @@ export class FsBlobStore implements BlobStore {
       this.#ready = undefined;
       throw err;
     }
-    const tempPath = join(this.tmpDir, `${randomBytes(12).toString('hex')}.tmp`);
+    // Unique across processes sharing the folder (a random prefix per store) and within one (a
+    // counter): no random bytes drawn per instance.
+    const tempPath = join(this.tmpDir, `${this.#tempPrefix}-${(this.#tempCounter++).toString(36)}.tmp`);
     let handle: FileHandle;
     try {
       handle = await openFile(tempPath, 'wx', 0o644);

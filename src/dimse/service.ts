@@ -379,8 +379,11 @@ export class Dimse {
     let dataset: Readable | undefined;
     let received: Promise<void> | undefined;
     if (command.hasDataSet) {
+      // Object mode: each PDV fragment is read as the Buffer it arrived in. A byte-mode Readable
+      // would concatenate (copy) everything buffered on each read() of an async iterator.
       dataset = new Readable({
-        highWaterMark: 1024 * 1024,
+        objectMode: true,
+        highWaterMark: 16,
         read: () => this.association.resume(),
       });
       // onClose destroys the stream with an error when the association ends mid data set. A handler

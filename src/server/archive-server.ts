@@ -42,7 +42,10 @@ export interface StartOptions {
 
 /** Counts the bytes of a data set on their way to ingest (for tessera_bytes_received_total). */
 function counting(count: (n: number) => void): Transform {
+  // Object mode both ways: chunks pass as they are (a byte-mode readable side would concatenate them).
   return new Transform({
+    objectMode: true,
+    highWaterMark: 16,
     transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) {
       count(chunk.length);
       done(null, chunk);
