@@ -139,8 +139,8 @@ if (isMainThread) {
       db.close();
 
       const index = SqliteIndex.open(path);
-      assert.deepEqual(index.counts(), { patients: 1, studies: 2, series: 4, instances: 5, bytes: 150 });
-      const study = index.study('1.2.3')!;
+      assert.deepEqual(index.countsSync(), { patients: 1, studies: 2, series: 4, instances: 5, bytes: 150 });
+      const study = index.studySync('1.2.3')!;
       assert.equal(study.NumberOfStudyRelatedSeries, 3);
       assert.equal(study.NumberOfStudyRelatedInstances, 4);
       assert.deepEqual(study.ModalitiesInStudy, ['CT', 'MR']);
@@ -148,16 +148,16 @@ if (isMainThread) {
       assert.equal(study.NumberOfPatientRelatedStudies, 2);
       assert.equal(study.NumberOfPatientRelatedSeries, 4);
       assert.equal(study.NumberOfPatientRelatedInstances, 5);
-      assert.deepEqual(index.study('1.2.4')!.ModalitiesInStudy, []);
-      assert.equal(index.series('1.2.3.1')!.NumberOfSeriesRelatedInstances, 2);
-      assert.deepEqual(index.verify(), []);
+      assert.deepEqual(index.studySync('1.2.4')!.ModalitiesInStudy, []);
+      assert.equal(index.seriesSync('1.2.3.1')!.NumberOfSeriesRelatedInstances, 2);
+      assert.deepEqual(index.verifySync(), []);
       // The migrated file takes new instances with exact counts.
       assert.deepEqual(
-        index.commit(items('reject', rec({ sop: '1.9.6', series: '1.2.3.1', modality: 'MR' }))),
+        index.commitSync(items('reject', rec({ sop: '1.9.6', series: '1.2.3.1', modality: 'MR' }))),
         [{ kind: 'stored' }],
       );
-      assert.equal(index.study('1.2.3')!.NumberOfStudyRelatedInstances, 5);
-      assert.deepEqual(index.verify(), []);
+      assert.equal(index.studySync('1.2.3')!.NumberOfStudyRelatedInstances, 5);
+      assert.deepEqual(index.verifySync(), []);
       index.close();
 
       const check = new Database(path, { readonly: true });
@@ -178,7 +178,7 @@ if (isMainThread) {
       migrate(db, MIGRATIONS, 2);
       db.close();
       const index = SqliteIndex.open(path);
-      assert.deepEqual(index.counts(), { patients: 0, studies: 0, series: 0, instances: 0, bytes: 0 });
+      assert.deepEqual(index.countsSync(), { patients: 0, studies: 0, series: 0, instances: 0, bytes: 0 });
       index.close();
     });
 
@@ -216,7 +216,7 @@ if (isMainThread) {
       const a1 = rec({ sop: '1.5.1', content: 'first' });
       const a2 = rec({ sop: '1.5.1', content: 'second!' });
       const b = rec({ sop: '1.5.2', content: 'b' });
-      const outcomes = index.commit([
+      const outcomes = index.commitSync([
         { record: a1, policy: 'reject' },
         { record: b, policy: 'reject' },
         { record: a1, policy: 'accept-if-identical' },
@@ -245,19 +245,19 @@ if (isMainThread) {
         { kind: 'identical', existingBlobKey: k2 },
       ]);
       assert.notEqual(k1, k2);
-      assert.deepEqual(index.counts(), {
+      assert.deepEqual(index.countsSync(), {
         patients: 1,
         studies: 1,
         series: 1,
         instances: 2,
         bytes: a2.instance.size + b.instance.size,
       });
-      const stored = index.instance('1.5.1')!;
+      const stored = index.instanceSync('1.5.1')!;
       assert.equal(stored.checksum, c2);
       assert.equal(stored.blobKey, k2);
       assert.equal(stored.metadata, a2.instance.metadata);
-      assert.equal(index.series('1.2.3.1')!.NumberOfSeriesRelatedInstances, 2);
-      assert.deepEqual(index.verify(), []);
+      assert.equal(index.seriesSync('1.2.3.1')!.NumberOfSeriesRelatedInstances, 2);
+      assert.deepEqual(index.verifySync(), []);
       index.close();
     });
 
@@ -267,9 +267,9 @@ if (isMainThread) {
         const first = rec({ sop: '1.6.1', content: 'x' });
         const same = rec({ sop: '1.6.1', content: 'x' });
         const other = rec({ sop: '1.6.1', content: 'yy' });
-        assert.deepEqual(index.commit(items(policy, first)), [{ kind: 'stored' }]);
-        const [onSame] = index.commit(items(policy, same));
-        const [onOther] = index.commit(items(policy, other));
+        assert.deepEqual(index.commitSync(items(policy, first)), [{ kind: 'stored' }]);
+        const [onSame] = index.commitSync(items(policy, same));
+        const [onOther] = index.commitSync(items(policy, other));
         const key = first.instance.blobKey;
         const sum = first.instance.checksum;
         if (policy === 'reject') {
@@ -291,23 +291,23 @@ if (isMainThread) {
           assert.deepEqual(onOther, { kind: 'replaced', oldBlobKey: key });
         }
         const expected = policy === 'overwrite' ? other : first;
-        assert.equal(index.counts().instances, 1);
-        assert.equal(index.counts().bytes, expected.instance.size);
-        assert.equal(index.instance('1.6.1')!.checksum, expected.instance.checksum);
-        assert.deepEqual(index.verify(), []);
+        assert.equal(index.countsSync().instances, 1);
+        assert.equal(index.countsSync().bytes, expected.instance.size);
+        assert.equal(index.instanceSync('1.6.1')!.checksum, expected.instance.checksum);
+        assert.deepEqual(index.verifySync(), []);
         index.close();
       }
     });
 
     test('overwrite that moves the instance to another study rebuilds both studies', () => {
       const index = SqliteIndex.open(dbPath());
-      index.commit(
+      index.commitSync(
         items(
           'reject',
           rec({ sop: '1.7.1', study: '1.7', series: '1.7.0', studyAttrs: { studyDescription: 'old' } }),
         ),
       );
-      const [outcome] = index.commit(
+      const [outcome] = index.commitSync(
         items(
           'overwrite',
           rec({
@@ -322,30 +322,30 @@ if (isMainThread) {
         ),
       );
       assert.equal(outcome!.kind, 'replaced');
-      assert.equal(index.study('1.7'), undefined);
-      assert.equal(index.series('1.7.0'), undefined);
-      assert.equal(index.study('1.8')!.StudyDescription, 'new');
-      assert.equal(index.study('1.8')!.PatientID, 'P2');
-      assert.deepEqual(index.study('1.8')!.ModalitiesInStudy, ['MR']);
-      assert.deepEqual(index.instance('1.7.1')!.studyInstanceUid, '1.8');
-      assert.deepEqual(index.counts(), { patients: 1, studies: 1, series: 1, instances: 1, bytes: 105 });
-      assert.deepEqual(index.verify(), []);
+      assert.equal(index.studySync('1.7'), undefined);
+      assert.equal(index.seriesSync('1.7.0'), undefined);
+      assert.equal(index.studySync('1.8')!.StudyDescription, 'new');
+      assert.equal(index.studySync('1.8')!.PatientID, 'P2');
+      assert.deepEqual(index.studySync('1.8')!.ModalitiesInStudy, ['MR']);
+      assert.deepEqual(index.instanceSync('1.7.1')!.studyInstanceUid, '1.8');
+      assert.deepEqual(index.countsSync(), { patients: 1, studies: 1, series: 1, instances: 1, bytes: 105 });
+      assert.deepEqual(index.verifySync(), []);
       index.close();
     });
 
     test('a batch is one transaction: a failing record leaves nothing of the batch', () => {
       const index = SqliteIndex.open(dbPath());
-      index.commit(items('reject', rec({ sop: '1.4.1' })));
+      index.commitSync(items('reject', rec({ sop: '1.4.1' })));
       const good = rec({ sop: '1.4.2', study: '1.4', series: '1.4.0' });
       // Two UIDs with one blob key violate the blob_key unique constraint.
       const bad = rec({ sop: '1.4.3' });
       bad.instance.blobKey = good.instance.blobKey;
-      assert.throws(() => index.commit(items('reject', good, bad)), { code: 'ERR_ARCHIVE_INDEX' });
-      assert.deepEqual(index.counts(), { patients: 1, studies: 1, series: 1, instances: 1, bytes: 102 });
-      assert.equal(index.study('1.4'), undefined);
-      assert.deepEqual(index.verify(), []);
+      assert.throws(() => index.commitSync(items('reject', good, bad)), { code: 'ERR_ARCHIVE_INDEX' });
+      assert.deepEqual(index.countsSync(), { patients: 1, studies: 1, series: 1, instances: 1, bytes: 102 });
+      assert.equal(index.studySync('1.4'), undefined);
+      assert.deepEqual(index.verifySync(), []);
       // The connection is usable afterwards.
-      assert.deepEqual(index.commit(items('reject', good)), [{ kind: 'stored' }]);
+      assert.deepEqual(index.commitSync(items('reject', good)), [{ kind: 'stored' }]);
       index.close();
     });
   });
@@ -353,7 +353,7 @@ if (isMainThread) {
   describe('computed attributes', () => {
     test('after adds and deletes: counts, ModalitiesInStudy (deduplicated), SOPClassesInStudy; empty rows removed', () => {
       const index = SqliteIndex.open(dbPath());
-      index.commit(
+      index.commitSync(
         items(
           'reject',
           rec({ sop: '2.1', series: '2.0.1', modality: 'CT' }),
@@ -364,7 +364,7 @@ if (isMainThread) {
           rec({ sop: '2.6', study: '2.9', series: '2.9.1', modality: 'CT' }),
         ),
       );
-      let study = index.study('1.2.3')!;
+      let study = index.studySync('1.2.3')!;
       assert.equal(study.NumberOfStudyRelatedSeries, 4);
       assert.equal(study.NumberOfStudyRelatedInstances, 5);
       assert.deepEqual(study.ModalitiesInStudy, ['CT', 'MR', 'SR']);
@@ -372,63 +372,67 @@ if (isMainThread) {
       assert.equal(study.NumberOfPatientRelatedStudies, 2);
       assert.equal(study.NumberOfPatientRelatedSeries, 5);
       assert.equal(study.NumberOfPatientRelatedInstances, 6);
-      assert.equal(index.series('2.0.1')!.NumberOfSeriesRelatedInstances, 2);
+      assert.equal(index.seriesSync('2.0.1')!.NumberOfSeriesRelatedInstances, 2);
 
-      assert.deepEqual(index.deleteInstance('2.4'), { blobKey: blobKeyFor('2.4', checksumOf('v1')) });
-      assert.equal(index.deleteInstance('2.4'), undefined);
-      study = index.study('1.2.3')!;
+      assert.deepEqual(index.deleteInstanceSync('2.4'), { blobKey: blobKeyFor('2.4', checksumOf('v1')) });
+      assert.equal(index.deleteInstanceSync('2.4'), undefined);
+      study = index.studySync('1.2.3')!;
       assert.deepEqual(study.ModalitiesInStudy, ['CT', 'SR']);
       assert.deepEqual(study.SOPClassesInStudy, [CT, SR].sort());
       assert.equal(study.NumberOfStudyRelatedSeries, 3);
-      assert.equal(index.series('2.0.3'), undefined);
+      assert.equal(index.seriesSync('2.0.3'), undefined);
 
       // CT stays while another CT series remains.
-      index.deleteInstance('2.3');
-      assert.deepEqual(index.study('1.2.3')!.ModalitiesInStudy, ['CT', 'SR']);
-      index.deleteInstance('2.1');
-      assert.equal(index.series('2.0.1')!.NumberOfSeriesRelatedInstances, 1);
-      index.deleteInstance('2.2');
-      assert.deepEqual(index.study('1.2.3')!.ModalitiesInStudy, ['SR']);
-      assert.deepEqual(index.study('1.2.3')!.SOPClassesInStudy, [SR]);
-      assert.deepEqual(index.verify(), []);
-      assert.deepEqual(index.counts(), { patients: 1, studies: 2, series: 2, instances: 2, bytes: 204 });
+      index.deleteInstanceSync('2.3');
+      assert.deepEqual(index.studySync('1.2.3')!.ModalitiesInStudy, ['CT', 'SR']);
+      index.deleteInstanceSync('2.1');
+      assert.equal(index.seriesSync('2.0.1')!.NumberOfSeriesRelatedInstances, 1);
+      index.deleteInstanceSync('2.2');
+      assert.deepEqual(index.studySync('1.2.3')!.ModalitiesInStudy, ['SR']);
+      assert.deepEqual(index.studySync('1.2.3')!.SOPClassesInStudy, [SR]);
+      assert.deepEqual(index.verifySync(), []);
+      assert.deepEqual(index.countsSync(), { patients: 1, studies: 2, series: 2, instances: 2, bytes: 204 });
 
-      index.deleteInstance('2.5');
-      assert.equal(index.study('1.2.3'), undefined);
-      assert.equal(index.study('2.9')!.NumberOfPatientRelatedStudies, 1);
-      index.deleteInstance('2.6');
-      assert.deepEqual(index.counts(), { patients: 0, studies: 0, series: 0, instances: 0, bytes: 0 });
-      assert.deepEqual(index.verify(), []);
+      index.deleteInstanceSync('2.5');
+      assert.equal(index.studySync('1.2.3'), undefined);
+      assert.equal(index.studySync('2.9')!.NumberOfPatientRelatedStudies, 1);
+      index.deleteInstanceSync('2.6');
+      assert.deepEqual(index.countsSync(), { patients: 0, studies: 0, series: 0, instances: 0, bytes: 0 });
+      assert.deepEqual(index.verifySync(), []);
       index.close();
     });
 
     test('a series whose first instance has no Modality gets it from a later one', () => {
       const index = SqliteIndex.open(dbPath());
-      index.commit(items('reject', rec({ sop: '3.1', modality: undefined })));
-      assert.deepEqual(index.study('1.2.3')!.ModalitiesInStudy, []);
-      index.commit(items('reject', rec({ sop: '3.2', modality: 'US' }), rec({ sop: '3.3', modality: 'XA' })));
-      assert.equal(index.series('1.2.3.1')!.Modality, 'US');
-      assert.deepEqual(index.study('1.2.3')!.ModalitiesInStudy, ['US']);
-      assert.deepEqual(index.verify(), []);
+      index.commitSync(items('reject', rec({ sop: '3.1', modality: undefined })));
+      assert.deepEqual(index.studySync('1.2.3')!.ModalitiesInStudy, []);
+      index.commitSync(
+        items('reject', rec({ sop: '3.2', modality: 'US' }), rec({ sop: '3.3', modality: 'XA' })),
+      );
+      assert.equal(index.seriesSync('1.2.3.1')!.Modality, 'US');
+      assert.deepEqual(index.studySync('1.2.3')!.ModalitiesInStudy, ['US']);
+      assert.deepEqual(index.verifySync(), []);
       index.close();
     });
 
-    test('allBlobKeys pages through every instance and allows deletes while iterating', () => {
+    test('allBlobKeys pages through every instance and allows deletes while iterating', async () => {
       const index = SqliteIndex.open(dbPath(), { synchronous: 'NORMAL' });
       const records = Array.from({ length: 2500 }, (_, i) =>
         rec({ sop: `4.${i + 1}`, series: `4.0.${i % 7}` }),
       );
-      index.commit(items('reject', ...records));
+      index.commitSync(items('reject', ...records));
       let seen = 0;
-      for (const { sopInstanceUid, blobKey } of index.allBlobKeys()) {
+      for await (const { sopInstanceUid, blobKey } of index.allBlobKeys()) {
         assert.equal(blobKey, blobKeyFor(sopInstanceUid, checksumOf('v1')));
-        if (seen % 2 === 0) index.deleteInstance(sopInstanceUid);
+        if (seen % 2 === 0) index.deleteInstanceSync(sopInstanceUid);
         seen++;
       }
       assert.equal(seen, 2500);
-      assert.equal(index.counts().instances, 1250);
-      assert.equal([...index.allBlobKeys()].length, 1250);
-      assert.deepEqual(index.verify(), []);
+      assert.equal(index.countsSync().instances, 1250);
+      let left = 0;
+      for await (const _ of index.allBlobKeys()) left++;
+      assert.equal(left, 1250);
+      assert.deepEqual(index.verifySync(), []);
       index.close();
     });
   });
@@ -453,8 +457,8 @@ if (isMainThread) {
       const third = rec({ sop: '5.3', patientId: 'OTHER', patient: { sex: 'F' } });
       // A known series named under another study: stays in its series' study.
       const fourth = rec({ sop: '5.4', study: '5.9', studyAttrs: { studyId: 'S9' } });
-      index.commit(items('reject', first, second, third, fourth));
-      const study = index.study('1.2.3')!;
+      index.commitSync(items('reject', first, second, third, fourth));
+      const study = index.studySync('1.2.3')!;
       assert.equal(study.StudyDescription, 'First');
       assert.equal(study.StudyDate, '20240101');
       assert.equal(study.AccessionNumber, 'ACC2');
@@ -464,15 +468,15 @@ if (isMainThread) {
       assert.equal(study.StudyID, undefined);
       assert.equal(study.PatientID, 'P1');
       assert.equal(study.NumberOfStudyRelatedInstances, 4);
-      const series = index.series('1.2.3.1')!;
+      const series = index.seriesSync('1.2.3.1')!;
       assert.equal(series.SeriesDescription, 'axial');
       assert.equal(series.SeriesNumber, 7);
-      assert.equal(index.study('5.9'), undefined);
-      assert.equal(index.instance('5.4')!.studyInstanceUid, '1.2.3');
-      assert.deepEqual(index.counts(), { patients: 1, studies: 1, series: 1, instances: 4, bytes: 411 });
+      assert.equal(index.studySync('5.9'), undefined);
+      assert.equal(index.instanceSync('5.4')!.studyInstanceUid, '1.2.3');
+      assert.deepEqual(index.countsSync(), { patients: 1, studies: 1, series: 1, instances: 4, bytes: 411 });
       // Each instance keeps its own metadata document.
-      assert.equal(index.instance('5.2')!.metadata, second.instance.metadata);
-      assert.deepEqual(index.verify(), []);
+      assert.equal(index.instanceSync('5.2')!.metadata, second.instance.metadata);
+      assert.deepEqual(index.verifySync(), []);
       index.close();
     });
 
@@ -493,19 +497,19 @@ if (isMainThread) {
           sopClass: value(json, '00080016') as string,
         });
       });
-      index.commit(items('reject', ...records));
-      assert.deepEqual(index.counts().patients, 1);
-      assert.deepEqual(index.counts().studies, 3);
-      const names = records.map((r) => index.study(r.study.studyInstanceUid)!.PatientName);
+      index.commitSync(items('reject', ...records));
+      assert.deepEqual(index.countsSync().patients, 1);
+      assert.deepEqual(index.countsSync().studies, 3);
+      const names = records.map((r) => index.studySync(r.study.studyInstanceUid)!.PatientName);
       assert.deepEqual(names, ['HELLO', 'WORLD', 'FOO']);
       for (const r of records) {
-        const study = index.study(r.study.studyInstanceUid)!;
+        const study = index.studySync(r.study.studyInstanceUid)!;
         assert.equal(study.PatientID, 'COMMON');
         assert.equal(study.NumberOfPatientRelatedStudies, 3);
       }
 
       // Another issuer is another patient; an empty PatientID is a patient per study.
-      index.commit(
+      index.commitSync(
         items(
           'reject',
           rec({
@@ -519,15 +523,15 @@ if (isMainThread) {
           rec({ sop: '6.3', study: '6.3', series: '6.3.1', patientId: '' }),
         ),
       );
-      assert.equal(index.counts().patients, 4);
-      assert.equal(index.study('6.1')!.IssuerOfPatientID, 'HOSP-B');
-      assert.equal(index.study('6.1')!.NumberOfPatientRelatedStudies, 1);
-      assert.equal(index.study('6.2')!.NumberOfPatientRelatedStudies, 1);
+      assert.equal(index.countsSync().patients, 4);
+      assert.equal(index.studySync('6.1')!.IssuerOfPatientID, 'HOSP-B');
+      assert.equal(index.studySync('6.1')!.NumberOfPatientRelatedStudies, 1);
+      assert.equal(index.studySync('6.2')!.NumberOfPatientRelatedStudies, 1);
       assert.notEqual(
         patientKeyOf(rec({ sop: '6.2', study: '6.2', patientId: '' })),
         patientKeyOf(rec({ sop: '6.3', study: '6.3', patientId: '' })),
       );
-      assert.deepEqual(index.verify(), []);
+      assert.deepEqual(index.verifySync(), []);
       index.close();
     });
 
@@ -550,7 +554,7 @@ if (isMainThread) {
       const b = SqliteIndex.open(path);
       for (let i = 0; i < 200; i++) {
         const conn = i % 2 === 0 ? a : b;
-        conn.commit(
+        conn.commitSync(
           items(
             'reject',
             rec({ sop: `7.${i}`, series: `7.0.${i % 3}`, modality: i % 3 === 0 ? 'MR' : 'CT' }),
@@ -558,16 +562,16 @@ if (isMainThread) {
         );
         // The other connection sees the commit at once (no stale snapshot kept between calls).
         const other = conn === a ? b : a;
-        assert.equal(other.counts().instances, i + 1);
+        assert.equal(other.countsSync().instances, i + 1);
       }
       // Both try the same UID: the unique constraint decides, whoever comes second sees a duplicate.
-      assert.deepEqual(a.commit(items('reject', rec({ sop: '7.999' }))), [{ kind: 'stored' }]);
-      assert.equal(b.commit(items('reject', rec({ sop: '7.999' })))[0]!.kind, 'duplicate-rejected');
-      const study = a.study('1.2.3')!;
+      assert.deepEqual(a.commitSync(items('reject', rec({ sop: '7.999' }))), [{ kind: 'stored' }]);
+      assert.equal(b.commitSync(items('reject', rec({ sop: '7.999' })))[0]!.kind, 'duplicate-rejected');
+      const study = a.studySync('1.2.3')!;
       assert.equal(study.NumberOfStudyRelatedInstances, 201);
       assert.equal(study.NumberOfStudyRelatedSeries, 4);
       assert.deepEqual(study.ModalitiesInStudy, ['CT', 'MR']);
-      assert.deepEqual(b.verify(), []);
+      assert.deepEqual(b.verifySync(), []);
       a.close();
       b.close();
     });
@@ -615,17 +619,17 @@ if (isMainThread) {
       // Both workers also commit 50 shared UIDs: exactly one copy of each is stored.
       assert.equal(one!.stored + two!.stored, 2 * perWorker + 50);
       const index = SqliteIndex.open(path);
-      assert.deepEqual(index.counts(), {
+      assert.deepEqual(index.countsSync(), {
         patients: 1,
         studies: 1,
         series: 4,
         instances: 2 * perWorker + 50,
         bytes: (2 * perWorker + 50) * 102,
       });
-      const study = index.study('1.2.3')!;
+      const study = index.studySync('1.2.3')!;
       assert.equal(study.NumberOfStudyRelatedInstances, 2 * perWorker + 50);
       assert.deepEqual(study.ModalitiesInStudy, ['CT', 'MR']);
-      assert.deepEqual(index.verify(), []);
+      assert.deepEqual(index.verifySync(), []);
       index.close();
     });
   });
@@ -652,7 +656,7 @@ if (isMainThread) {
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let i = 0; i < records.length; ) {
     const size = 1 + (i % 4);
-    const outcomes = index.commit(items('reject', ...records.slice(i, i + size)));
+    const outcomes = index.commitSync(items('reject', ...records.slice(i, i + size)));
     stored += outcomes.filter((o) => o.kind === 'stored').length;
     i += size;
     // Other work between commits, as ingest has (a writer in a tight loop would keep the lock:

@@ -484,7 +484,12 @@ export class SqliteIndex implements Index {
     }
   }
 
-  commit(batch: readonly CommitItem[]): CommitOutcome[] {
+  async commit(batch: readonly CommitItem[]): Promise<CommitOutcome[]> {
+    return this.commitSync(batch);
+  }
+
+  /** `commit`, synchronously (the embedded adapter's own API; the port is async). */
+  commitSync(batch: readonly CommitItem[]): CommitOutcome[] {
     if (batch.length === 0) return [];
     try {
       return this.#commitBatch(batch);
@@ -493,7 +498,11 @@ export class SqliteIndex implements Index {
     }
   }
 
-  instance(sopInstanceUid: string): IndexedInstance | undefined {
+  async instance(sopInstanceUid: string): Promise<IndexedInstance | undefined> {
+    return this.instanceSync(sopInstanceUid);
+  }
+
+  instanceSync(sopInstanceUid: string): IndexedInstance | undefined {
     const row = this.#read(() => this.#stmt.instance.get(sopInstanceUid), 'instance');
     if (row === undefined) return undefined;
     const out: Row = {
@@ -506,7 +515,7 @@ export class SqliteIndex implements Index {
     return out as IndexedInstance;
   }
 
-  *allBlobKeys(): Iterable<{ sopInstanceUid: string; blobKey: string }> {
+  async *allBlobKeys(): AsyncGenerator<{ sopInstanceUid: string; blobKey: string }> {
     // Pages by id with no statement left open between pages, so the caller may delete while iterating.
     for (let after = 0; ; ) {
       const page = this.#read(() => this.#stmt.blobKeysPage.all(after, 1000), 'allBlobKeys');
@@ -552,12 +561,20 @@ export class SqliteIndex implements Index {
     return stmt;
   }
 
-  counts(): IndexCounts {
+  async counts(): Promise<IndexCounts> {
+    return this.countsSync();
+  }
+
+  countsSync(): IndexCounts {
     const row = this.#read(() => this.#stmt.totals.get(), 'counts');
     return row ?? { patients: 0, studies: 0, series: 0, instances: 0, bytes: 0 };
   }
 
-  study(studyInstanceUid: string): Record<string, unknown> | undefined {
+  async study(studyInstanceUid: string): Promise<Record<string, unknown> | undefined> {
+    return this.studySync(studyInstanceUid);
+  }
+
+  studySync(studyInstanceUid: string): Record<string, unknown> | undefined {
     const row = this.#read(() => this.#stmt.study.get(studyInstanceUid), 'study');
     if (row === undefined) return undefined;
     const out: Row = { StudyInstanceUID: row.study_instance_uid, PatientID: row.patient_id };
@@ -574,7 +591,11 @@ export class SqliteIndex implements Index {
     return out;
   }
 
-  series(seriesInstanceUid: string): Record<string, unknown> | undefined {
+  async series(seriesInstanceUid: string): Promise<Record<string, unknown> | undefined> {
+    return this.seriesSync(seriesInstanceUid);
+  }
+
+  seriesSync(seriesInstanceUid: string): Record<string, unknown> | undefined {
     const row = this.#read(() => this.#stmt.series.get(seriesInstanceUid), 'series');
     if (row === undefined) return undefined;
     const out: Row = { SeriesInstanceUID: row.series_instance_uid, StudyInstanceUID: row.study_instance_uid };
@@ -583,7 +604,11 @@ export class SqliteIndex implements Index {
     return out;
   }
 
-  deleteInstance(sopInstanceUid: string): { blobKey: string } | undefined {
+  async deleteInstance(sopInstanceUid: string): Promise<{ blobKey: string } | undefined> {
+    return this.deleteInstanceSync(sopInstanceUid);
+  }
+
+  deleteInstanceSync(sopInstanceUid: string): { blobKey: string } | undefined {
     try {
       return this.#delete(sopInstanceUid);
     } catch (err) {
@@ -593,10 +618,14 @@ export class SqliteIndex implements Index {
 
   /**
    * Recomputes every computed attribute and count from the rows and lists the differences from the
-   * stored ones (empty when consistent), and rows that should have been removed. Not part of the
-   * `Index` port: for tests, `tessera` admin checks and after a crash.
+   * stored ones (empty when consistent), and rows that should have been removed: for tests, admin
+   * checks and after a crash.
    */
-  verify(): string[] {
+  async verify(): Promise<string[]> {
+    return this.verifySync();
+  }
+
+  verifySync(): string[] {
     const checks: [string, string][] = [
       [
         'series.number_of_instances',
@@ -655,7 +684,11 @@ export class SqliteIndex implements Index {
     return problems;
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    this.closeSync();
+  }
+
+  closeSync(): void {
     this.#db.close();
   }
 

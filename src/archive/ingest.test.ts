@@ -51,11 +51,11 @@ test('ingest fills the index columns the query engine matches on (study, series 
       policy: 'reject',
     });
     assert.equal(result.status, 0, result.comment);
-    const study = index.study('1.2.826.0.1.3680043.2.1125.2')!;
+    const study = index.studySync('1.2.826.0.1.3680043.2.1125.2')!;
     assert.equal(study.IssuerOfAccessionNumber, 'RIS-A');
     assert.equal(study.NameOfPhysiciansReadingStudy, 'Reader^One\\Reader^Two');
     assert.equal(study.PatientAge, '042Y');
-    const series = index.series('1.2.826.0.1.3680043.2.1125.3')!;
+    const series = index.seriesSync('1.2.826.0.1.3680043.2.1125.3')!;
     assert.equal(series.InstitutionName, 'General Hospital');
     assert.equal(series.ProtocolName, 'Chest Routine');
     assert.equal(series.StationName, 'CT01');

@@ -123,12 +123,14 @@ class GroupCommitter {
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
-    try {
-      const outcomes = this.index.commit(batch.map((p) => ({ record: p.record, policy: p.policy })));
-      for (const [i, p] of batch.entries()) p.resolve(outcomes[i]!);
-    } catch (err) {
-      for (const p of batch) p.reject(err as Error);
-    }
+    this.index.commit(batch.map((p) => ({ record: p.record, policy: p.policy }))).then(
+      (outcomes) => {
+        for (const [i, p] of batch.entries()) p.resolve(outcomes[i]!);
+      },
+      (err: unknown) => {
+        for (const p of batch) p.reject(err as Error);
+      },
+    );
   }
 }
 

@@ -223,22 +223,24 @@ export interface Index {
    * record, in order. Records of one batch see each other (a second copy of a UID in the same batch
    * is a duplicate of the first). Throws (and writes nothing of the batch) on a database error.
    */
-  commit(batch: readonly CommitItem[]): CommitOutcome[];
+  commit(batch: readonly CommitItem[]): Promise<CommitOutcome[]>;
   /** The instance row; its study and series are the ones it is filed under. */
-  instance(sopInstanceUid: string): IndexedInstance | undefined;
+  instance(sopInstanceUid: string): Promise<IndexedInstance | undefined>;
   /** Every (sopInstanceUid, blobKey), for consistency checks after a crash. Safe to write while iterating. */
-  allBlobKeys(): Iterable<{ sopInstanceUid: string; blobKey: string }>;
-  counts(): IndexCounts;
+  allBlobKeys(): AsyncIterable<{ sopInstanceUid: string; blobKey: string }>;
+  counts(): Promise<IndexCounts>;
   /**
    * The study row keyed by DICOM keyword (StudyInstanceUID, StudyDate, PatientName, ...) with the
    * computed attributes NumberOfStudyRelatedSeries/Instances, ModalitiesInStudy (string[]),
    * SOPClassesInStudy (string[]) and the study's patient's NumberOfPatientRelatedStudies/Series/
    * Instances. Absent attributes are absent keys.
    */
-  study(studyInstanceUid: string): Record<string, unknown> | undefined;
+  study(studyInstanceUid: string): Promise<Record<string, unknown> | undefined>;
   /** The series row keyed by DICOM keyword, with StudyInstanceUID and NumberOfSeriesRelatedInstances. */
-  series(seriesInstanceUid: string): Record<string, unknown> | undefined;
+  series(seriesInstanceUid: string): Promise<Record<string, unknown> | undefined>;
   /** Removes an instance, keeps the counts exact and removes emptied series/study/patient rows. */
-  deleteInstance(sopInstanceUid: string): { blobKey: string } | undefined;
-  close(): void;
+  deleteInstance(sopInstanceUid: string): Promise<{ blobKey: string } | undefined>;
+  /** Index-internal consistency problems (computed counts that disagree with the rows); [] when sound. */
+  verify(): Promise<string[]>;
+  close(): Promise<void>;
 }

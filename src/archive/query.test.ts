@@ -245,7 +245,7 @@ let index: SqliteIndex;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'tessera-query-'));
   index = SqliteIndex.open(join(dir, 'index.sqlite'));
-  const outcomes = index.commit(fixture().map((r) => ({ record: r, policy: 'reject' as const })));
+  const outcomes = index.commitSync(fixture().map((r) => ({ record: r, policy: 'reject' as const })));
   assert.ok(outcomes.every((o) => o.kind === 'stored'));
 });
 after(() => {
@@ -973,7 +973,7 @@ describe('paging, limits and cancellation', () => {
       const records = Array.from({ length: 2000 }, (_, k) =>
         record(p, st, se, { uid: `1.2.840.9.1.1.${k + 1}`, number: k + 1, sopClass: CT }),
       );
-      big.commit(records.map((r) => ({ record: r, policy: 'reject' as const })));
+      big.commitSync(records.map((r) => ({ record: r, policy: 'reject' as const })));
       const s = spy(big);
       const q = prepareQuery(
         identifier({ StudyInstanceUID: st.uid, SeriesInstanceUID: se.uid, InstanceNumber: '' }, 'IMAGE'),
@@ -1020,7 +1020,7 @@ describe('retrieve selection', () => {
     assert.equal(jpeg.studyInstanceUid, S2.uid);
     assert.equal(jpeg.seriesInstanceUid, SE21.uid);
     assert.equal(jpeg.size, 1002);
-    assert.equal(jpeg.blobKey, index.instance(jpeg.sopInstanceUid)!.blobKey);
+    assert.equal(jpeg.blobKey, index.instanceSync(jpeg.sopInstanceUid)!.blobKey);
     assert.deepEqual(await select({ StudyInstanceUID: '9.9.9' }, 'STUDY'), []);
   });
 
@@ -1244,6 +1244,6 @@ describe('SQL dialects and the index port', () => {
     assert.ok(index.cachedSelects <= 64, String(index.cachedSelects));
     await assert.rejects(index.select('DELETE FROM totals', []), { code: 'ERR_ARCHIVE_INDEX' });
     await assert.rejects(index.select('SELECT nope FROM nowhere', []), { code: 'ERR_ARCHIVE_INDEX' });
-    assert.equal(index.counts().instances, 15);
+    assert.equal(index.countsSync().instances, 15);
   });
 });

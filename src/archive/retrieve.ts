@@ -121,7 +121,7 @@ export async function deleteInstances(
 ): Promise<number> {
   let deleted = 0;
   for await (const item of items) {
-    const removed = index.deleteInstance(item.sopInstanceUid);
+    const removed = await index.deleteInstance(item.sopInstanceUid);
     if (!removed) continue;
     deleted++;
     await blobs.delete(removed.blobKey);

@@ -188,7 +188,7 @@ describe('tessera serve (child process) with DCMTK storescu', { timeout: 300_000
     assert.match(served.stdout, /SIGTERM: shutting down/);
     const index = SqliteIndex.open(join(dataDir, 'index.sqlite'));
     try {
-      const row = index.instance(sopInstanceUid);
+      const row = index.instanceSync(sopInstanceUid);
       assert.ok(row, 'the instance is not in the index');
       assert.ok(row.size > 128 * 1024 * 1024);
     } finally {

@@ -124,10 +124,10 @@ export async function startArchive(
       port: config.httpPort,
       metrics: metrics.registry,
       mount: { prefix: DICOMWEB_DEFAULTS.basePath, handle: (req, res) => web.routing(req, res) },
-      readiness: () => {
+      readiness: async () => {
         let index: true | string = true;
         try {
-          opened.index.counts();
+          await opened.index.counts();
         } catch (err) {
           index = (err as Error).message;
         }
@@ -136,7 +136,7 @@ export async function startArchive(
       },
       stats: async () => ({
         aeTitle: config.aeTitle,
-        index: opened.index.counts(),
+        index: await opened.index.counts(),
         disk: await opened.blobs.usage(),
         associations: { open: metrics.openAssociations },
         uptimeSeconds: Math.round(process.uptime()),

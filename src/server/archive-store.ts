@@ -27,7 +27,7 @@ export async function openEmbeddedArchive(
   const cleanedTemps = await blobs.cleanupTemps();
   const index = SqliteIndex.open(join(dataDir, 'index.sqlite'), { synchronous: fsync ? 'FULL' : 'NORMAL' });
   const ingest = new Ingest({ blobs, index });
-  return { ingest, index, blobs, cleanedTemps, close: () => index.close() };
+  return { ingest, index, blobs, cleanedTemps, close: () => index.closeSync() };
 }
 
 /**

@@ -124,12 +124,12 @@ describe('archive: storescu -> tessera archive', { timeout: 300_000 }, () => {
       if (!f.study_instance_uid || !f.series_instance_uid) {
         // An instance without Study/Series Instance UID cannot be filed: refused with A900, nothing kept.
         assert.match(r.stdout + r.stderr, /DataSetDoesNotMatchSOPClass/, `${f.path}: ${r.stdout}${r.stderr}`);
-        assert.equal(archive.index.instance(f.sop_instance_uid!), undefined);
+        assert.equal(archive.index.instanceSync(f.sop_instance_uid!), undefined);
         continue;
       }
       assert.equal(r.code, 0, `${f.path}: storescu failed\n${r.stdout}${r.stderr}`);
       stored++;
-      const row = archive.index.instance(f.sop_instance_uid!);
+      const row = archive.index.instanceSync(f.sop_instance_uid!);
       assert.ok(row, `${f.path}: not in the index`);
       assert.equal(row.sopClassUid, f.sop_class_uid);
       assert.equal(row.studyInstanceUid, f.study_instance_uid);
@@ -161,19 +161,19 @@ describe('archive: storescu -> tessera archive', { timeout: 300_000 }, () => {
       assert.equal(doc['00080018']?.Value?.[0], f.sop_instance_uid);
     }
     assert.ok(stored >= 35, `only ${stored} of ${files.length} corpus files stored`);
-    assert.equal(archive.index.counts().instances, stored);
+    assert.equal(archive.index.countsSync().instances, stored);
   });
 
   test('a duplicate with identical content is accepted once; different content is refused (0111)', async () => {
     const path = new URL('ms-tutorial/red-triangle.dcm', corpus).pathname;
-    const before = archive.index.counts().instances;
+    const before = archive.index.countsSync().instances;
     for (let i = 0; i < 2; i++) {
       const r = await run('storescu', ['-v', '-aec', 'TESSERA', '127.0.0.1', String(server.port), path], {
         timeoutMs: 60_000,
       });
       assert.equal(r.code, 0, r.stderr);
     }
-    assert.equal(archive.index.counts().instances, before);
+    assert.equal(archive.index.countsSync().instances, before);
     // Same SOP Instance UID, other bytes: implicit VR instead of explicit.
     const r = await run(
       'storescu',
@@ -181,7 +181,7 @@ describe('archive: storescu -> tessera archive', { timeout: 300_000 }, () => {
       { timeoutMs: 60_000 },
     );
     assert.match(r.stdout + r.stderr, /Status: 0x0?111/i);
-    assert.equal(archive.index.counts().instances, before);
+    assert.equal(archive.index.countsSync().instances, before);
   });
 });
 
@@ -217,7 +217,7 @@ test('a full disk answers A700 and stores nothing', { timeout: 120_000 }, async 
       timeoutMs: 60_000,
     });
     assert.match(r.stdout + r.stderr, /Refused: OutOfResources/i, `${r.stdout}${r.stderr}`);
-    assert.equal(index.counts().instances, 0);
+    assert.equal(index.countsSync().instances, 0);
     assert.deepEqual(await readdir(join(dir, 'data', 'tmp')).catch(() => []), []);
     assert.deepEqual(await readdir(join(dir, 'data', 'blobs')).catch(() => []), []);
   } finally {
@@ -290,10 +290,11 @@ test('kill -9 during four storescu associations: index and blobs agree, a re-sen
     // After the crash: every index row has its blob with the recorded checksum.
     const index = SqliteIndex.open(join(dataDir, 'index.sqlite'));
     const blobs = new FsBlobStore(dataDir);
-    const rows = [...index.allBlobKeys()];
+    const rows: { sopInstanceUid: string; blobKey: string }[] = [];
+    for await (const row of index.allBlobKeys()) rows.push(row);
     assert.ok(rows.length > 0 && rows.length < count, `${rows.length} instances indexed before the kill`);
     for (const { sopInstanceUid, blobKey } of rows) {
-      const inst = index.instance(sopInstanceUid)!;
+      const inst = index.instanceSync(sopInstanceUid)!;
       const bytes = await blobs.readBytes(blobKey, 0, inst.size);
       const { createHash } = await import('node:crypto');
       // The checksum is of the data set as received, not of the File Meta Tessera put in front.
@@ -315,7 +316,7 @@ test('kill -9 during four storescu associations: index and blobs agree, a re-sen
     second.process.kill('SIGTERM');
     await second.done;
     const after = SqliteIndex.open(join(dataDir, 'index.sqlite'));
-    assert.equal(after.counts().instances, count);
+    assert.equal(after.countsSync().instances, count);
     after.close();
     assert.deepEqual(await readdir(join(dataDir, 'tmp')), []);
   } finally {
@@ -350,10 +351,10 @@ test('a private SOP class is refused by default and stored with acceptUnknownSop
       });
       if (accept) {
         assert.equal(outcome?.status, 0, outcome?.error);
-        assert.ok(archive.index.instance(item.sopInstanceUid));
+        assert.ok(archive.index.instanceSync(item.sopInstanceUid));
       } else {
         assert.match(outcome?.error ?? '', /no presentation context accepted/);
-        assert.equal(archive.index.counts().instances, 0);
+        assert.equal(archive.index.countsSync().instances, 0);
       }
     } finally {
       await server.close(1000);

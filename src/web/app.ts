@@ -150,14 +150,19 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
       throw new HttpError(503, `more than ${maxConcurrent} requests at once: retry later`);
     }
     inFlight++;
-    (request as FastifyRequest & { counted?: boolean }).counted = true;
+    // Released when the response is done or the connection goes (a client that hangs up mid-request
+    // gets no onResponse: counting down there alone leaked a slot per aborted request).
+    let released = false;
+    reply.raw.once('close', () => {
+      if (!released) inFlight--;
+      released = true;
+    });
     if (options.authorize && !(await options.authorize(request.headers.authorization))) {
       reply.header('www-authenticate', 'Bearer');
       throw new HttpError(401, 'missing or invalid bearer token');
     }
   });
   app.addHook('onResponse', async (request, reply) => {
-    if ((request as FastifyRequest & { counted?: boolean }).counted) inFlight--;
     const started = (request as FastifyRequest & { started?: number }).started ?? performance.now();
     requestChannel.publish({
       method: request.method,
@@ -179,6 +184,8 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
           ? 400
           : isDicomError(err) && err.code === 'ERR_DICOMWEB_BAD_PARAMETER'
             ? 400
+            : isDicomError(err) && err.code === 'ERR_WEB_RENDER_UNSUPPORTED'
+              ? 406
             : typeof (err as { statusCode?: number }).statusCode === 'number' &&
                 (err as { statusCode: number }).statusCode < 500
               ? (err as { statusCode: number }).statusCode
@@ -207,15 +214,29 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
     } catch (err) {
       throw new HttpError(415, (err as Error).message);
     }
+    const declared = Number(request.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
     const raw = request.body as Readable;
-    const body = limited(raw, maxBytes);
+    const limit = { exceeded: false };
+    const body = limited(raw, maxBytes, limit);
     const source = { address: request.ip };
     const policy = options.duplicates ?? 'accept-if-identical';
     const referenced: StowReferenced[] = [];
     const failed: StowFailed[] = [];
     const expected = studyInstanceUid ? { studyInstanceUid } : {};
+    // The error that made a part's body fail (a missing close delimiter): the part's own failure
+    // reports it, so the parser throwing it again afterwards adds no second FailedSOPSequence item.
+    let partError: unknown;
+    const watched = async function* (part: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+      try {
+        yield* part;
+      } catch (err) {
+        partError = err;
+        throw err;
+      }
+    };
     const one = async (part: AsyncIterable<Uint8Array>): Promise<void> => {
-      const result = await ingest.ingestPart10(part, { source, policy, expected });
+      const result = await ingest.ingestPart10(watched(part), { source, policy, expected });
       if (
         result.status === 0 &&
         result.sopInstanceUid &&
@@ -237,6 +258,8 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
     };
     if (media.type === MediaType.DICOM) {
       await one(body);
+      // Ingest turns the error of its input into a failure status: the cause is the size here.
+      if (limit.exceeded) throw tooLarge(maxBytes);
     } else if (media.type === MediaType.MULTIPART_RELATED) {
       const partType = media.params.type?.toLowerCase();
       if (partType !== undefined && partType !== MediaType.DICOM)
@@ -259,7 +282,7 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
         if (err instanceof HttpError) throw err;
         // A malformed body after some parts: what was stored stays stored; the rest failed.
         if (referenced.length === 0 && failed.length === 0) throw new HttpError(400, (err as Error).message);
-        failed.push({ failureReason: 0xc000 });
+        if (err !== partError) failed.push({ failureReason: 0xc000 });
       }
     } else {
       throw new HttpError(
@@ -304,9 +327,9 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
     return { items, prepared };
   };
 
-  const instanceRow = (params: Params): IndexedInstance => {
+  const instanceRow = async (params: Params): Promise<IndexedInstance> => {
     const sop = uidParam(params.instance, 'SOP Instance UID');
-    const row = index.instance(sop);
+    const row = await index.instance(sop);
     if (
       !row ||
       row.studyInstanceUid !== uidParam(params.study, 'Study Instance UID') ||
@@ -340,7 +363,7 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
           );
       }
       if (level === 'IMAGE') {
-        const row = index.instance(items[0]!.sopInstanceUid);
+        const row = await index.instance(items[0]!.sopInstanceUid);
         if (row && etagMatches(request, reply, row)) return reply.code(304).send();
       }
       const boundary = newBoundary();
@@ -378,15 +401,15 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
       if (!chosen.ok) throw new HttpError(406, chosen.message);
       const { items } = await select(level, request.params);
       if (level === 'IMAGE') {
-        const row = index.instance(items[0]!.sopInstanceUid);
+        const row = await index.instance(items[0]!.sopInstanceUid);
         if (row && etagMatches(request, reply, row)) return reply.code(304).send();
       }
       const service = url(request);
-      const docs = function* (): Generator<string> {
+      const docs = async function* (): AsyncGenerator<string> {
         yield '[';
         let first = true;
         for (const item of items) {
-          const row = index.instance(item.sopInstanceUid);
+          const row = await index.instance(item.sopInstanceUid);
           if (!row) continue;
           const prefix = `${service}/studies/${row.studyInstanceUid}/series/${row.seriesInstanceUid}/instances/${row.sopInstanceUid}/`;
           yield (first ? '' : ',') +
@@ -405,7 +428,7 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
   app.get(
     `${base}/studies/:study/series/:series/instances/:instance/frames/:frames`,
     async (request: Req, reply) => {
-      const row = instanceRow(request.params);
+      const row = await instanceRow(request.params);
       const numbers = frameList(request.params.frames);
       const frames = await frameLocations(blobs, row);
       for (const n of numbers)
@@ -475,7 +498,7 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
 
   // ---------------------------------------------------------------- bulk data (10.4.1.1.5)
   app.get(`${base}/studies/:study/series/:series/instances/:instance/bulk/*`, async (request: Req, reply) => {
-    const row = instanceRow(request.params);
+    const row = await instanceRow(request.params);
     const path = (request.params['*'] ?? '').split('/').filter((p) => p !== '');
     if (
       path.length === 0 ||
@@ -526,7 +549,7 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
   const rendered =
     (thumbnail: boolean, withFrames: boolean) =>
     async (request: Req, reply: FastifyReply): Promise<FastifyReply> => {
-      const row = instanceRow(request.params);
+      const row = await instanceRow(request.params);
       const chosen = negotiate(request.headers.accept, [{ type: 'image/jpeg' }, { type: 'image/png' }]);
       if (!chosen.ok) throw new HttpError(406, chosen.message);
       const px = pixelDescription(row);
@@ -662,12 +685,23 @@ async function* toAsync<T>(items: readonly T[]): AsyncGenerator<T> {
   yield* items;
 }
 
+function tooLarge(max: number): HttpError {
+  return new HttpError(413, `the request body is larger than ${max} bytes`);
+}
+
 /** Counts the body's bytes: beyond `max`, the request fails with 413 (and nothing of it is kept). */
-async function* limited(body: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Uint8Array> {
+async function* limited(
+  body: AsyncIterable<Uint8Array>,
+  max: number,
+  state: { exceeded: boolean },
+): AsyncGenerator<Uint8Array> {
   let size = 0;
   for await (const chunk of body) {
     size += chunk.byteLength;
-    if (size > max) throw new HttpError(413, `the request body is larger than ${max} bytes`);
+    if (size > max) {
+      state.exceeded = true;
+      throw tooLarge(max);
+    }
     yield chunk;
   }
 }
