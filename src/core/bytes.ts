@@ -8,8 +8,12 @@ export class ByteSink {
   private used = 0;
   private total = 0;
 
+  /**
+   * The scratch buffer starts small and doubles up to `scratchSize` as it fills: encoding a command
+   * set or a C-FIND identifier (a few hundred bytes) must not allocate 64 KiB each time.
+   */
   constructor(private readonly scratchSize = 64 * 1024) {
-    this.scratch = Buffer.allocUnsafe(scratchSize);
+    this.scratch = Buffer.allocUnsafe(Math.min(256, scratchSize));
   }
 
   get length(): number {
@@ -72,7 +76,9 @@ export class ByteSink {
   private ensure(n: number): void {
     if (this.used + n > this.scratch.length) {
       this.flushScratch();
-      if (n > this.scratch.length) this.scratch = Buffer.allocUnsafe(Math.max(n, this.scratchSize));
+      const next = Math.min(this.scratch.length * 2, this.scratchSize);
+      if (n > this.scratch.length || next > this.scratch.length)
+        this.scratch = Buffer.allocUnsafe(Math.max(n, next));
     }
   }
 

@@ -278,10 +278,20 @@ export class Dimse {
         }
         if (batch.length > 0) await this.association.sendPDataParts(batch);
       };
-      await send(encodeCommand({ ...command, hasDataSet: data !== undefined }), true, true);
-      if (data === undefined) return;
+      const commandBytes = encodeCommand({ ...command, hasDataSet: data !== undefined });
       // Every fragment of a message has an even number of bytes (PS3.8 Annex E.1; DCMTK aborts on an
       // odd one): an odd-length data set (e.g. a deflated one from a file) gets a trailing 0x00.
+      if (Buffer.isBuffer(data) && data.length <= SEND_BATCH_BYTES) {
+        // A small message (a response with its identifier) goes out in one gathered write.
+        const even = data.length % 2 === 0 ? data : Buffer.concat([data, Buffer.alloc(1)]);
+        await this.association.sendPDataParts([
+          ...fragmentParts(contextId, true, commandBytes, max, true),
+          ...fragmentParts(contextId, false, even, max, true),
+        ]);
+        return;
+      }
+      await send(commandBytes, true, true);
+      if (data === undefined) return;
       if (Buffer.isBuffer(data)) {
         await send(data.length % 2 === 0 ? data : Buffer.concat([data, Buffer.alloc(1)]), false, true);
         return;

@@ -256,7 +256,13 @@ export class Association {
       );
     }
     let ok = true;
-    this.socket.cork();
+    // Messages written in the same turn of the event loop (a burst of C-FIND matches) share one
+    // corked write: the socket is uncorked once the turn ends, or at once when it is full.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => this.uncork());
+    }
     for (const part of parts) {
       this.fire('Evt9');
       pduChannel.publish({
@@ -268,8 +274,8 @@ export class Association {
       this.socket.write(part.head);
       ok = this.socket.write(part.body);
     }
-    this.socket.uncork();
     if (!ok) {
+      this.uncork();
       await new Promise<void>((resolve, reject) => {
         const onDrain = (): void => {
           this.socket.off('close', onClose);
@@ -283,6 +289,14 @@ export class Association {
         this.socket.once('close', onClose);
       });
     }
+  }
+
+  private corked = false;
+
+  private uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
   }
 
   /** A-RELEASE: asks the peer to release and waits for its answer (PS3.8 §7.2). */
@@ -532,6 +546,8 @@ export class Association {
 
   private write(pdu: Pdu): void {
     pduChannel.publish({ association: this.id, direction: 'out', type: pdu.type });
+    // Control PDUs (release, abort) are not held back by a corked burst of P-DATA.
+    this.uncork();
     if (!this.socket.destroyed) this.socket.write(encodePdu(pdu));
   }
 
