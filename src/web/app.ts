@@ -186,10 +186,10 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
             ? 400
             : isDicomError(err) && err.code === 'ERR_WEB_RENDER_UNSUPPORTED'
               ? 406
-            : typeof (err as { statusCode?: number }).statusCode === 'number' &&
-                (err as { statusCode: number }).statusCode < 500
-              ? (err as { statusCode: number }).statusCode
-              : 500;
+              : typeof (err as { statusCode?: number }).statusCode === 'number' &&
+                  (err as { statusCode: number }).statusCode < 500
+                ? (err as { statusCode: number }).statusCode
+                : 500;
     if (!reply.sent)
       reply
         .code(status)
@@ -291,9 +291,12 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
       );
     }
     const studies = new Set(referenced.map((r) => r.retrieveUrl?.split('/series/')[0]));
+    // PS3.18 10.5.3: 400 when nothing could be stored for the request's form (here: no part at all).
+    if (referenced.length === 0 && failed.length === 0)
+      throw new HttpError(400, 'the multipart body has no part: nothing to store');
     const status = stowHttpStatus(referenced.length, failed.length);
     return reply
-      .code(status === 400 ? 409 : status)
+      .code(status)
       .type(MediaType.DICOM_JSON)
       .send(
         JSON.stringify(

@@ -52,7 +52,7 @@ export function acceptsGzip(request: FastifyRequest): boolean {
 
 /**
  * Sends a JSON body streamed from `chunks` (text pieces), gzip-compressed when the client accepts it.
- * `Vary: Accept-Encoding` either way.
+ * `Vary: Accept-Encoding` either way (added to a Vary already set).
  */
 export function sendJson(
   request: FastifyRequest,
@@ -61,7 +61,9 @@ export function sendJson(
   chunks: AsyncIterable<string> | Iterable<string>,
 ): FastifyReply {
   reply.header('content-type', contentType);
-  reply.header('vary', 'Accept-Encoding');
+  // Added to what is there (CORS sets `Vary: Origin`), not in its place.
+  const vary = reply.getHeader('vary');
+  reply.header('vary', vary ? `${String(vary)}, Accept-Encoding` : 'Accept-Encoding');
   const body = Readable.from(toBuffers(chunks));
   if (acceptsGzip(request)) {
     reply.header('content-encoding', 'gzip');

@@ -41,9 +41,11 @@ const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
 const JPEG_EXTENDED = '1.2.840.10008.1.2.4.51';
 const NATIVE_BIG_ENDIAN = '1.2.840.10008.1.2.2';
 const ENCAPSULATED_PREFIX = '1.2.840.10008.1.2.4.';
+const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
 
 /** Whether a frame of this syntax can be rendered here. */
 export function canRender(transferSyntaxUid: string): boolean {
+  if (transferSyntaxUid === RLE_LOSSLESS) return false;
   return (
     !transferSyntaxUid.startsWith(ENCAPSULATED_PREFIX) ||
     transferSyntaxUid === JPEG_BASELINE ||
@@ -58,9 +60,10 @@ export async function renderFrame(
   options: RenderOptions,
 ): Promise<Buffer> {
   let image: Sharp;
-  if (px.transferSyntaxUid === JPEG_BASELINE || px.transferSyntaxUid === JPEG_EXTENDED) {
+  const jpeg = px.transferSyntaxUid === JPEG_BASELINE || px.transferSyntaxUid === JPEG_EXTENDED;
+  if (jpeg) {
     image = sharp(frame);
-  } else if (!canRender(px.transferSyntaxUid) || px.transferSyntaxUid === '1.2.840.10008.1.2.5') {
+  } else if (!canRender(px.transferSyntaxUid)) {
     throw new DicomError(
       'ERR_WEB_RENDER_UNSUPPORTED',
       `no decoder for transfer syntax ${px.transferSyntaxUid} here: cannot render`,
@@ -75,9 +78,19 @@ export async function renderFrame(
       withoutEnlargement: false,
     });
   }
-  return options.mediaType === 'image/png'
-    ? image.png().toBuffer()
-    : image.jpeg({ quality: options.quality ?? 90 }).toBuffer();
+  try {
+    return await (options.mediaType === 'image/png'
+      ? image.png().toBuffer()
+      : image.jpeg({ quality: options.quality ?? 90 }).toBuffer());
+  } catch (err) {
+    // libvips decodes 8-bit JPEG only: a 12-bit JPEG Extended frame cannot be rendered here.
+    if (!jpeg) throw err;
+    throw new DicomError(
+      'ERR_WEB_RENDER_UNSUPPORTED',
+      `cannot decode the JPEG frame (${(err as Error).message}): only 8-bit JPEG is decoded here`,
+      { cause: err },
+    );
+  }
 }
 
 /** Native pixels -> 8-bit grey (1 channel) or RGB (3 channels). */
