@@ -4,6 +4,7 @@ import { inflateRawSync } from 'node:zlib';
 import {
   Dataset,
   DatasetBuilder,
+  datasetFromJson,
   datasetToJson,
   decodeDataset,
   type Element,
@@ -24,6 +25,7 @@ import type {
   CommitOutcome,
   DuplicatePolicy,
   Index,
+  IndexedInstance,
   InstanceRecord,
 } from './ports.ts';
 
@@ -202,7 +204,7 @@ export class Ingest {
         yield Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
       }
     }
-    return this.ingest(body(), {
+    const result = await this.ingest(body(), {
       ...ctx,
       transferSyntaxUid: meta.transferSyntaxUid,
       expected: {
@@ -211,6 +213,15 @@ export class Ingest {
         ...(meta.sopInstanceUid ? { sopInstanceUid: meta.sopInstanceUid } : {}),
       },
     });
+    // A failure before the data set was understood still names the instance (STOW-RS's Failed SOP
+    // Sequence item needs its UIDs): the File Meta's.
+    return {
+      ...result,
+      ...(result.sopInstanceUid === undefined && meta.sopInstanceUid
+        ? { sopInstanceUid: meta.sopInstanceUid }
+        : {}),
+      ...(result.sopClassUid === undefined && meta.sopClassUid ? { sopClassUid: meta.sopClassUid } : {}),
+    };
   }
 
   private async run(data: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestResult> {
@@ -325,6 +336,29 @@ export class Ingest {
         };
     }
   }
+}
+
+/**
+ * The index record of an instance already stored (an `Index.instance` row), rebuilt from its metadata
+ * document with the same rules as ingest (so an index filled by migration equals one filled by
+ * ingest); the stored metadata, frame offsets, checksum and receipt time are kept as they are.
+ */
+export function recordFromStored(row: IndexedInstance): InstanceRecord {
+  const ds = datasetFromJson(JSON.parse(row.metadata));
+  return recordOf(ds, {
+    blobKey: row.blobKey,
+    size: row.size,
+    checksum: row.checksum,
+    transferSyntaxUid: row.transferSyntaxUid,
+    source: {
+      ...(row.sourceAETitle === undefined ? {} : { aeTitle: row.sourceAETitle }),
+      ...(row.sourceAddress === undefined ? {} : { address: row.sourceAddress }),
+    },
+    frameOffsets: row.frameOffsets,
+    datasetOffset: 0,
+    receivedAt: row.receivedAt,
+    metadata: row.metadata,
+  });
 }
 
 /** Reads from `iterator` until `have` holds at least `n` bytes (or the input ends: ERR_CODEC_TRUNCATED). */
@@ -580,15 +614,20 @@ function recordOf(
     source: IngestSource;
     frameOffsets: string | undefined;
     datasetOffset: number;
+    /** Kept as they were (a record rebuilt from a stored instance, e.g. by a migration). */
+    receivedAt?: string;
+    metadata?: string;
   },
 ): InstanceRecord {
   const requestAttributes = ds.items(Tag.RequestAttributesSequence).map((item) => ({
     RequestedProcedureID: str(item, Tag.RequestedProcedureID),
     ScheduledProcedureStepID: str(item, Tag.ScheduledProcedureStepID),
   }));
-  const metadata = JSON.stringify(
-    datasetToJson(ds, { bulkDataUri: bulkPlaceholder, bulkThreshold: METADATA_BULK_THRESHOLD }),
-  );
+  const metadata =
+    stored.metadata ??
+    JSON.stringify(
+      datasetToJson(ds, { bulkDataUri: bulkPlaceholder, bulkThreshold: METADATA_BULK_THRESHOLD }),
+    );
   return {
     patient: {
       patientId: str(ds, Tag.PatientID) ?? '',
@@ -653,7 +692,7 @@ function recordOf(
       blobKey: stored.blobKey,
       size: stored.size,
       checksum: stored.checksum,
-      receivedAt: new Date().toISOString(),
+      receivedAt: stored.receivedAt ?? new Date().toISOString(),
       ...opt('sourceAETitle', stored.source.aeTitle),
       ...opt('sourceAddress', stored.source.address),
       metadata,

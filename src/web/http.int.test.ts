@@ -221,6 +221,8 @@ describe('DICOMweb over HTTP: status codes, multipart, negotiation, QIDO, render
       failed = items(json(r) as Json, '00081198');
       assert.equal(failed.length, 1);
       assert.equal(value(failed[0], '00081197'), 0xa900);
+      // The failed item names the instance (PS3.18 Table 10.5.3-2: Referenced SOP Instance UID).
+      assert.equal(value(failed[0], '00081155'), other.sop);
       assert.equal((await web.counts()).instances, before);
       const found = await fetch(`${web.url}/instances?SOPInstanceUID=${other.sop}`);
       assert.deepEqual(await found.json(), []);
