@@ -52,4 +52,7 @@ export {
   deleteInstances,
   type InstanceBytes,
   storedDataset,
+  WHOLE_READ_LIMIT,
 } from './retrieve.ts';
+export { type ArchivePorts, type MigrateOptions, type MigrateProgress, migrateArchive } from './migrate.ts';
+export { openPostgresIndex, openS3BlobStore } from './adapters.ts';

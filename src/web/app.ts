@@ -25,6 +25,7 @@ import {
   type RetrieveItem,
   runQuery,
   selectInstances,
+  WHOLE_READ_LIMIT,
 } from '../archive/index.ts';
 import {
   Dataset,
@@ -370,18 +371,28 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
         if (row && etagMatches(request, reply, row)) return reply.code(304).send();
       }
       const boundary = newBoundary();
+      // Small instances are read whole (one read) and the next one is read while the current one is
+      // written out; large ones stream.
+      const body = (item: RetrieveItem): Promise<Uint8Array | AsyncIterable<Uint8Array>> => {
+        const target = ts === '*' ? item.transferSyntaxUid : ts;
+        if (target !== item.transferSyntaxUid) return converted(blobs, item, target);
+        if (item.size <= WHOLE_READ_LIMIT) return blobs.readBytes(item.blobKey, 0, item.size);
+        return Promise.resolve(blobs.read(item.blobKey) as AsyncIterable<Uint8Array>);
+      };
       const parts = async function* (): AsyncGenerator<OutgoingPart> {
-        for (const item of items) {
+        let next = items.length > 0 ? body(items[0]!) : undefined;
+        for (const [i, item] of items.entries()) {
+          const current = next!;
+          next = i + 1 < items.length ? body(items[i + 1]!) : undefined;
+          // A failed read ahead is reported when its part is reached, not as an unhandled rejection.
+          next?.catch(() => undefined);
           const target = ts === '*' ? item.transferSyntaxUid : ts;
           yield {
             headers: {
               'Content-Type': `${MediaType.DICOM}; transfer-syntax=${target}`,
               'Content-Location': `${url(request)}/studies/${item.studyInstanceUid}/series/${item.seriesInstanceUid}/instances/${item.sopInstanceUid}`,
             },
-            body:
-              target === item.transferSyntaxUid
-                ? (blobs.read(item.blobKey) as AsyncIterable<Uint8Array>)
-                : await converted(blobs, item, target),
+            body: await current,
           };
         }
       };
