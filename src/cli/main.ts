@@ -4,6 +4,7 @@ import { datasetToJson, loadBulk, type Part10, readPart10, readPart10File } from
 import { CodecError, isDicomError, parseTag } from '../core/index.ts';
 import { lookupKeyword } from '../dictionary/index.ts';
 import { dumpPart10 } from './dump.ts';
+import { registerMigrate } from './migrate.ts';
 import { registerNetworkCommands } from './net.ts';
 import { registerQrCommands } from './qr.ts';
 import { registerServe } from './serve.ts';
@@ -89,6 +90,7 @@ program
 
 registerNetworkCommands(program, fail);
 registerQrCommands(program, fail);
+registerMigrate(program, fail);
 registerServe(program, fail);
 registerWebCommands(program, fail);
 

@@ -181,13 +181,13 @@ describe('Tessera and Orthanc: find, move and get both ways', { timeout: 300_000
     ]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /3 completed, 0 with warnings, 0 failed/);
-    const study = archive.archive.index.studySync(TUTORIAL_STUDY);
+    const study = await archive.archive.index.study(TUTORIAL_STUDY);
     assert.equal(study?.NumberOfStudyRelatedInstances, 3);
     const sources = new Set<string>();
     for (const f of TUTORIAL) sources.add((await datasetSha256(f)).sha256);
     for (const f of TUTORIAL) {
       const uid = (await run('dcmdump', ['-q', '+P', 'SOPInstanceUID', f])).stdout.match(/\[([\d.]+)\]/)![1]!;
-      const row = archive.archive.index.instanceSync(uid);
+      const row = await archive.archive.index.instance(uid);
       assert.ok(row, `${uid} is in Tessera`);
       assert.ok(sources.has(row.checksum), `${uid}: the stored data set is one of the sources`);
     }

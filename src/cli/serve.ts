@@ -6,6 +6,8 @@ import type { ConfigFlags, ServerConfig } from '../server/index.ts';
 interface ServeOptions {
   config?: string;
   dataDir?: string;
+  index?: string;
+  blobs?: string;
   aeTitle?: string;
   dimsePort?: string;
   httpPort?: string;
@@ -42,6 +44,11 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
     )
     .option('--config <file>', 'configuration file (.json, .yaml or .yml); flags override it')
     .option('--data-dir <dir>', 'where the archive keeps its index and instances (default ./data)')
+    .option('--index <where>', 'the index: sqlite (in the data dir, default) or postgres://user:pass@host/db')
+    .option(
+      '--blobs <where>',
+      'the instances: a folder (default the data dir; a shared volume for several nodes) or s3://bucket/prefix',
+    )
     .option('--ae-title <title>', 'our AE title (default TESSERA)')
     .option('--dimse-port <port>', 'DICOM (DIMSE) port (default 11112)')
     .option('--http-port <port>', 'admin HTTP port (default 8080)')
@@ -68,6 +75,8 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
     .action(async (o: ServeOptions) => {
       const flags: ConfigFlags = {
         dataDir: o.dataDir,
+        index: o.index,
+        blobs: o.blobs,
         aeTitle: o.aeTitle,
         dimsePort: o.dimsePort,
         httpPort: o.httpPort,

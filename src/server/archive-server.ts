@@ -1,5 +1,5 @@
 /**
- * `tessera serve` as a library function: the embedded archive (blobs + SQLite index), the DIMSE
+ * `tessera serve` as a library function: the archive (SQLite or PostgreSQL index, folder or S3 blobs), the DIMSE
  * SCP storing into it, the admin HTTP endpoints, structured logs and metrics; and the graceful
  * shutdown that finishes the stores in progress before the index is closed.
  */
@@ -8,7 +8,7 @@ import type { DestinationStream } from 'pino';
 import type { HandlerResult, IncomingRequest } from '../dimse/index.ts';
 import { createDicomWebApp, DICOMWEB_DEFAULTS } from '../web/index.ts';
 import { type AdminHttp, ArchiveMetrics, startAdminHttp } from './admin-http.ts';
-import { archiveStore, type EmbeddedArchive, openEmbeddedArchive } from './archive-store.ts';
+import { type Archive, archiveStore, openArchive } from './archive-store.ts';
 import { bearerAuth } from './auth.ts';
 import { duplicatePolicyFor, type ServerConfig } from './config.ts';
 import { type DimseServer, startDimseServer } from './dimse-server.ts';
@@ -23,7 +23,7 @@ export interface RunningArchive {
   /** Temporary blobs of a previous run (a crash) removed at start-up. */
   readonly cleanedTemps: number;
   readonly logger: Logger;
-  readonly archive: EmbeddedArchive;
+  readonly archive: Archive;
   readonly metrics: ArchiveMetrics;
   /**
    * Graceful shutdown: stop accepting associations, let those in progress finish (their stores
@@ -60,7 +60,7 @@ export async function startArchive(
   const logger = createLogger(config.logLevel, options.logDestination);
   const metrics = new ArchiveMetrics({ processMetrics: options.processMetrics !== false });
   const unsubscribe = [subscribeLogs(logger), metrics.subscribe()];
-  let archive: EmbeddedArchive | undefined;
+  let archive: Archive | undefined;
   let dimse: DimseServer | undefined;
   let http: AdminHttp | undefined;
   let webApp: { close(): Promise<unknown> } | undefined;
@@ -69,11 +69,11 @@ export async function startArchive(
     await dimse?.close(0);
     await http?.close();
     await webApp?.close();
-    archive?.close();
+    await archive?.close();
     for (const off of unsubscribe) off();
   };
   try {
-    archive = await openEmbeddedArchive(config.dataDir);
+    archive = await openArchive({ dataDir: config.dataDir, index: config.index, blobs: config.blobs });
     const opened = archive;
     const store = archiveStore(opened.ingest, duplicatePolicyFor(config));
     dimse = await startDimseServer({
@@ -156,6 +156,8 @@ export async function startArchive(
       dataDir: config.dataDir,
       peers: Object.keys(config.peers),
       cleanedTemps: archive.cleanedTemps,
+      index: archive.describe.index,
+      blobs: archive.describe.blobs,
     },
     'archive started',
   );
@@ -170,7 +172,7 @@ export async function startArchive(
       await running.dimse.close(config.shutdownGraceMs);
       await running.http.close();
       await webApp?.close();
-      running.archive.close();
+      await running.archive.close();
       logger.info('archive stopped');
       for (const off of unsubscribe) off();
     })();

@@ -1,6 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type DuplicatePolicy, FsBlobStore, Ingest, SqliteIndex } from '../archive/index.ts';
+import {
+  type BlobStore,
+  type DuplicatePolicy,
+  FsBlobStore,
+  type Index,
+  Ingest,
+  openPostgresIndex,
+  openS3BlobStore,
+  SqliteIndex,
+} from '../archive/index.ts';
 import { type HandlerResult, type IncomingRequest, StatusError } from '../dimse/index.ts';
 
 /** The embedded archive: blobs in `<dataDir>/blobs`, the SQLite index in `<dataDir>/index.sqlite`. */
@@ -28,6 +37,73 @@ export async function openEmbeddedArchive(
   const index = SqliteIndex.open(join(dataDir, 'index.sqlite'), { synchronous: fsync ? 'FULL' : 'NORMAL' });
   const ingest = new Ingest({ blobs, index });
   return { ingest, index, blobs, cleanedTemps, close: () => index.closeSync() };
+}
+
+/** An archive on any adapters: what the server composes the services from. */
+export interface Archive {
+  readonly ingest: Ingest;
+  readonly index: Index;
+  readonly blobs: BlobStore;
+  readonly cleanedTemps: number;
+  /** Where it lives, for logs: e.g. `sqlite:/data/index.sqlite`, `postgres://host/db`, `s3://bucket/prefix`. */
+  readonly describe: { readonly index: string; readonly blobs: string };
+  close(): Promise<void>;
+}
+
+export interface ArchiveLocation {
+  /** The folder of the embedded defaults (index.sqlite, blobs/, tmp/). */
+  readonly dataDir: string;
+  /** `sqlite` (in dataDir, the default) or a `postgres://` / `postgresql://` URL. */
+  readonly index?: string | undefined;
+  /** A folder (default: dataDir) or an `s3://bucket/prefix` URL (endpoint and credentials from the environment). */
+  readonly blobs?: string | undefined;
+  readonly fsync?: boolean;
+}
+
+/** Whether an index location names PostgreSQL. */
+export function isPostgresUrl(location: string | undefined): boolean {
+  return location !== undefined && /^postgres(ql)?:\/\//u.test(location);
+}
+
+/**
+ * Opens the archive the configuration names: SQLite or PostgreSQL for the index, a folder (the
+ * embedded one, or a shared volume mounted on every node) or S3 for the blobs. Temp blobs a crash
+ * left are removed first (on S3, only stale ones: other nodes may be uploading).
+ */
+export async function openArchive(location: ArchiveLocation): Promise<Archive> {
+  await mkdir(location.dataDir, { recursive: true });
+  const fsync = location.fsync !== false;
+  let blobs: BlobStore;
+  let blobsText: string;
+  if (location.blobs?.startsWith('s3://')) {
+    blobs = await openS3BlobStore(location.blobs);
+    blobsText = location.blobs;
+  } else {
+    const folder = location.blobs ?? location.dataDir;
+    await mkdir(folder, { recursive: true });
+    blobs = new FsBlobStore(folder, { fsync });
+    blobsText = folder;
+  }
+  const cleanedTemps = await blobs.cleanupTemps();
+  let index: Index;
+  let indexText: string;
+  if (isPostgresUrl(location.index)) {
+    index = await openPostgresIndex(location.index!);
+    indexText = location.index!.replace(/\/\/([^:@/]+):[^@/]*@/u, '//$1:***@');
+  } else {
+    const path = join(location.dataDir, 'index.sqlite');
+    index = SqliteIndex.open(path, { synchronous: fsync ? 'FULL' : 'NORMAL' });
+    indexText = `sqlite:${path}`;
+  }
+  const ingest = new Ingest({ blobs, index });
+  return {
+    ingest,
+    index,
+    blobs,
+    cleanedTemps,
+    describe: { index: indexText, blobs: blobsText },
+    close: () => index.close(),
+  };
 }
 
 /**

@@ -122,6 +122,19 @@ export const configSchema = z.strictObject(
   {
     /** Where the index and the instances live (`index.sqlite`, `blobs/`, `tmp/`). */
     dataDir: text('a folder path').default('./data'),
+    /** The index: `sqlite` (in dataDir) or a PostgreSQL URL (`postgres://user:pass@host:5432/db`). */
+    index: z
+      .string({ error: (iss) => `expected sqlite or a postgres:// URL, got ${got(iss.input)}` })
+      .refine((v) => v === 'sqlite' || /^postgres(ql)?:\/\/\S+$/u.test(v), {
+        error: (iss) => `expected sqlite or a postgres:// URL, got ${got(iss.input)}`,
+      })
+      .default('sqlite'),
+    /** The blobs: a folder (default: dataDir; a shared volume for several nodes) or `s3://bucket/prefix`. */
+    blobs: text('a folder path or an s3://bucket/prefix URL')
+      .refine((v) => !v.startsWith('s3:') || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/\S*)?$/u.test(v), {
+        error: 'expected s3://bucket[/prefix] with a valid bucket name',
+      })
+      .optional(),
     aeTitle: aeTitle.default('TESSERA'),
     dimsePort: listenPort.default(11112),
     httpPort: listenPort.default(8080),
@@ -190,6 +203,8 @@ export type ServerConfigInput = z.input<typeof configSchema>;
 /** Command-line flags, as text where the command line gives text. */
 export interface ConfigFlags {
   readonly dataDir?: string | undefined;
+  readonly index?: string | undefined;
+  readonly blobs?: string | undefined;
   readonly aeTitle?: string | undefined;
   readonly dimsePort?: string | number | undefined;
   readonly httpPort?: string | number | undefined;
@@ -209,6 +224,8 @@ export interface ConfigFlags {
 /** The command-line flag of each field, for messages. */
 export const FLAG_NAMES: Readonly<Record<keyof ConfigFlags, string>> = {
   dataDir: '--data-dir',
+  index: '--index',
+  blobs: '--blobs',
   aeTitle: '--ae-title',
   dimsePort: '--dimse-port',
   httpPort: '--http-port',

@@ -6,7 +6,15 @@ export {
   startAdminHttp,
 } from './admin-http.ts';
 export { type RunningArchive, type StartOptions, startArchive } from './archive-server.ts';
-export { archiveStore, type EmbeddedArchive, openEmbeddedArchive } from './archive-store.ts';
+export {
+  type Archive,
+  type ArchiveLocation,
+  archiveStore,
+  type EmbeddedArchive,
+  isPostgresUrl,
+  openArchive,
+  openEmbeddedArchive,
+} from './archive-store.ts';
 export {
   aeTitleProblem,
   ConfigError,
@@ -28,3 +36,5 @@ export { type DimseServer, type DimseServerOptions, startDimseServer } from './d
 export { folderStore } from './folder-store.ts';
 export { CHANNELS, createLogger, hexStatus, type Logger, subscribeLogs } from './logging.ts';
 export { type Peer, QR_SCP_DEFAULTS, type QrScpOptions, qrHandlers } from './qr-scp.ts';
+/** Moving an archive between adapters (`tessera migrate`). */
+export { type MigrateProgress, migrateArchive } from '../archive/index.ts';

@@ -143,7 +143,7 @@ describe('Query/Retrieve SCP with DCMTK findscu, movescu, getscu', { timeout: 30
       );
       assert.equal(c.code, 0, c.stderr);
     }
-    assert.equal(archive.archive.index.countsSync().instances, files.length + 3);
+    assert.equal((await archive.archive.index.counts()).instances, files.length + 3);
   });
 
   after(async () => {
@@ -203,7 +203,7 @@ describe('Query/Retrieve SCP with DCMTK findscu, movescu, getscu', { timeout: 30
     );
 
     const all = await findscu('-S', ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID']);
-    assert.equal(all.matches.length, archive.archive.index.countsSync().studies);
+    assert.equal(all.matches.length, (await archive.archive.index.counts()).studies);
   });
 
   test('results beyond ASCII come back in UTF-8 (ISO_IR 192), whatever the stored character set', async () => {
