@@ -200,7 +200,14 @@ export interface Generated {
  */
 export async function writeInstance(
   path: string,
-  options: { rows: number; columns: number; sopInstanceUid?: string; patientName?: string },
+  options: {
+    rows: number;
+    columns: number;
+    sopInstanceUid?: string;
+    patientName?: string;
+    studyInstanceUid?: string;
+    seriesInstanceUid?: string;
+  },
 ): Promise<Generated> {
   const sopInstanceUid = options.sopInstanceUid ?? newUid();
   const pixelBytes = options.rows * options.columns * 2;
@@ -212,8 +219,8 @@ export async function writeInstance(
     element(0x0008, 0x0064, 'CS', text('WSD', ' ')),
     element(0x0010, 0x0010, 'PN', text(options.patientName ?? 'Interop^Test', ' ')),
     element(0x0010, 0x0020, 'LO', text('TESSERA-INTEROP', ' ')),
-    element(0x0020, 0x000d, 'UI', text(newUid(), '\0')),
-    element(0x0020, 0x000e, 'UI', text(newUid(), '\0')),
+    element(0x0020, 0x000d, 'UI', text(options.studyInstanceUid ?? newUid(), '\0')),
+    element(0x0020, 0x000e, 'UI', text(options.seriesInstanceUid ?? newUid(), '\0')),
     element(0x0020, 0x0013, 'IS', text('1', ' ')),
     element(0x0028, 0x0002, 'US', us(1)),
     element(0x0028, 0x0004, 'CS', text('MONOCHROME2', ' ')),
