@@ -1,4 +1,5 @@
 export { FsBlobStore } from './blob-fs.ts';
+export type { S3BlobStore, S3BlobStoreOptions } from './blob-s3.ts';
 export { SqliteIndex } from './index-sqlite.ts';
 export {
   INGEST_DEFAULTS,
