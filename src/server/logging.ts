@@ -15,6 +15,9 @@ export const CHANNELS = {
   association: 'tessera:ul:association',
   dimseRequest: 'tessera:dimse:request',
   ingest: 'tessera:archive:ingest',
+  retrieve: 'tessera:archive:retrieve',
+  blobS3: 'tessera:archive:blob-s3',
+  web: 'tessera:web:request',
 } as const;
 
 /** `tessera:ul:association` messages (see src/ul/association.ts). */
@@ -193,6 +196,43 @@ export function subscribeLogs(logger: Logger): () => void {
         else if (statusCategory(m.status) === 'warning')
           logger.warn(fields, `instance stored with a warning: ${m.comment ?? statusName(m.status)}`);
         else logger.warn(fields, `instance not stored: ${m.comment ?? statusName(m.status)}`);
+      },
+      broken,
+    ),
+    // C-MOVE / C-GET sub-operations: failures at warn, the rest at debug.
+    on<{ association: number; sopInstanceUid: string; outcome: string; status?: number; comment?: string }>(
+      CHANNELS.retrieve,
+      (m) => {
+        const fields = {
+          association: m.association,
+          sopInstanceUid: m.sopInstanceUid,
+          ...defined({ comment: m.comment }),
+        };
+        if (m.outcome === 'failed') logger.warn(fields, 'retrieve sub-operation failed');
+        else logger.debug(fields, `retrieve sub-operation ${m.outcome}`);
+      },
+      broken,
+    ),
+    // The S3 store's own events (a temp object it could not delete after a commit...).
+    on<{ event: string; bucket?: string; key?: string; error?: unknown }>(
+      CHANNELS.blobS3,
+      (m) => logger.warn({ event: m.event, bucket: m.bucket, key: m.key, err: m.error }, 'S3 blob store'),
+      broken,
+    ),
+    // DICOMweb requests: errors (5xx) at warn, client errors at info, the rest at debug.
+    on<{ method: string; url: string; status: number; ms: number; remoteAddress?: string }>(
+      CHANNELS.web,
+      (m) => {
+        const fields = {
+          method: m.method,
+          url: m.url,
+          status: m.status,
+          ms: Math.round(m.ms * 10) / 10,
+          ...defined({ remoteAddress: m.remoteAddress }),
+        };
+        if (m.status >= 500) logger.warn(fields, 'DICOMweb request failed');
+        else if (m.status >= 400) logger.info(fields, 'DICOMweb request refused');
+        else logger.debug(fields, 'DICOMweb request');
       },
       broken,
     ),
