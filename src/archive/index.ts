@@ -1,5 +1,6 @@
 export { FsBlobStore } from './blob-fs.ts';
 export type { S3BlobStore, S3BlobStoreOptions } from './blob-s3.ts';
+export type { PostgresIndex, PostgresIndexOptions } from './index-postgres.ts';
 export { SqliteIndex } from './index-sqlite.ts';
 export {
   INGEST_DEFAULTS,
