@@ -1,3 +1,4 @@
+export { openPostgresIndex, openS3BlobStore } from './adapters.ts';
 export { FsBlobStore } from './blob-fs.ts';
 export type { S3BlobStore, S3BlobStoreOptions } from './blob-s3.ts';
 export type { PostgresIndex, PostgresIndexOptions } from './index-postgres.ts';
@@ -11,9 +12,11 @@ export {
   type IngestSource,
 } from './ingest.ts';
 export { blobKeyFor, normalizePersonName } from './keys.ts';
+export { type ArchivePorts, type MigrateOptions, type MigrateProgress, migrateArchive } from './migrate.ts';
 export type {
   BlobStore,
   BlobWriter,
+  CommitItem,
   CommitOutcome,
   DuplicatePolicy,
   Index,
@@ -56,5 +59,3 @@ export {
   storedDataset,
   WHOLE_READ_LIMIT,
 } from './retrieve.ts';
-export { type ArchivePorts, type MigrateOptions, type MigrateProgress, migrateArchive } from './migrate.ts';
-export { openPostgresIndex, openS3BlobStore } from './adapters.ts';

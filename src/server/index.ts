@@ -1,3 +1,5 @@
+/** Moving an archive between adapters (`tessera migrate`). */
+export { type MigrateProgress, migrateArchive } from '../archive/index.ts';
 export {
   type AdminHttp,
   type AdminHttpOptions,
@@ -36,5 +38,3 @@ export { type DimseServer, type DimseServerOptions, startDimseServer } from './d
 export { folderStore } from './folder-store.ts';
 export { CHANNELS, createLogger, hexStatus, type Logger, subscribeLogs } from './logging.ts';
 export { type Peer, QR_SCP_DEFAULTS, type QrScpOptions, qrHandlers } from './qr-scp.ts';
-/** Moving an archive between adapters (`tessera migrate`). */
-export { type MigrateProgress, migrateArchive } from '../archive/index.ts';

@@ -738,7 +738,7 @@ function etagMatches(request: FastifyRequest, reply: FastifyReply, row: IndexedI
   reply.header('etag', etag);
   reply.header('last-modified', new Date(row.receivedAt).toUTCString());
   const inm = request.headers['if-none-match'];
-  return inm !== undefined && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*');
+  return inm?.split(',').some((t) => t.trim() === etag || t.trim() === '*') === true;
 }
 
 /** `1,3,5` -> [1,3,5] (1-based, PS3.18 10.4.1.1.4); 400 otherwise. */
@@ -753,7 +753,7 @@ function frameList(text: string | undefined): number[] {
 }
 
 /** [offset, length] ranges of each frame in the blob: from the offsets stored at ingest, else by parsing. */
-async function frameLocations(blobs: BlobStore, row: IndexedInstance): Promise<[number, number][][]> {
+async function frameLocations(_blobs: BlobStore, row: IndexedInstance): Promise<[number, number][][]> {
   if (row.frameOffsets) {
     const parsed = JSON.parse(row.frameOffsets) as ([number, number] | [number, number][])[];
     return parsed.map((f) => (Array.isArray(f[0]) ? (f as [number, number][]) : [f as [number, number]]));
