@@ -43,6 +43,7 @@ describe('loadConfig', () => {
     const c = await loadConfig({ cwd: dir });
     assert.deepEqual(c, {
       dataDir: join(dir, 'data'),
+      index: 'sqlite',
       aeTitle: 'TESSERA',
       dimsePort: 11112,
       httpPort: 8080,
@@ -62,6 +63,7 @@ describe('loadConfig', () => {
     });
     assert.equal(c.callingAETitles, undefined);
     assert.equal(c.bearerTokens, undefined);
+    assert.equal(c.blobs, undefined);
     assert.equal(c.corsOrigins, undefined);
   });
 
@@ -265,4 +267,19 @@ test('parseConfig validates an object (programmatic use)', () => {
   assert.equal(parseConfig({ dimsePort: 0, httpPort: 0 }).dimsePort, 0, '0: any free port');
   assert.throws(() => parseConfig({ dimsePort: 1.5 }), /dimsePort: expected a port 1-65535, got 1\.5/);
   assert.throws(() => parseConfig('nope'), /expected a mapping of settings, got "nope"/);
+});
+
+test('scale-out locations: index sqlite or postgres://, blobs a folder or s3://bucket/prefix', () => {
+  const c = parseConfig({ index: 'postgres://tessera:pw@db:5432/pacs', blobs: 's3://pacs-archive/prod' });
+  assert.equal(c.index, 'postgres://tessera:pw@db:5432/pacs');
+  assert.equal(c.blobs, 's3://pacs-archive/prod');
+  assert.equal(parseConfig({ blobs: '/mnt/shared' }).blobs, '/mnt/shared');
+  assert.throws(
+    () => parseConfig({ index: 'mysql://db/pacs' }),
+    /index: expected sqlite or a postgres:\/\/ URL, got "mysql:\/\/db\/pacs"/,
+  );
+  assert.throws(
+    () => parseConfig({ blobs: 's3://Bad_Bucket' }),
+    /blobs: expected s3:\/\/bucket\[\/prefix\] with a valid bucket name/,
+  );
 });
