@@ -1,7 +1,15 @@
 /** Helpers shared by the benchmarks' data generators (deterministic, so data sets can be reused). */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer } from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -565,4 +573,100 @@ export function ensureBenchFiles(
   }
   if (made) log(`generated ${made} files in ${dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   return { paths, sizes, bytes };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Whole-process-tree CPU, machine CPU and disk counters (bench/scale.ts: where the time of a run went).
+
+/** The pids of the live processes whose parent is `pid` (from /proc/<n>/stat). */
+export function procChildPids(pid: number): number[] {
+  const out: number[] = [];
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      // After "pid (comm) ": state, then ppid.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU seconds of a process and all its live descendants (their own, plus what each has reaped of its
+ * exited children), e.g. a PostgreSQL postmaster with its backends; undefined when `pid` is gone.
+ */
+export function procTreeCpuSeconds(pid: number): number | undefined {
+  const root = procCpuSeconds(pid);
+  if (!root) return undefined;
+  let total = root.own + root.children;
+  const todo = procChildPids(pid);
+  const seen = new Set<number>([pid]);
+  while (todo.length) {
+    const p = todo.pop()!;
+    if (seen.has(p)) continue;
+    seen.add(p);
+    const c = procCpuSeconds(p);
+    if (c) total += c.own + c.children;
+    todo.push(...procChildPids(p));
+  }
+  return total;
+}
+
+/** The machine's CPU time from /proc/stat, in seconds summed over all CPUs. */
+export interface SystemCpu {
+  /** user + nice + system + irq + softirq + steal. */
+  readonly busy: number;
+  readonly idle: number;
+  readonly iowait: number;
+}
+
+export function systemCpu(): SystemCpu | undefined {
+  if (clockTicks === undefined) procCpuSeconds('self');
+  try {
+    const line = readFileSync('/proc/stat', 'latin1').split('\n')[0]!;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const t = (i: number): number => (f[i] ?? 0) / (clockTicks ?? 100);
+    return { busy: t(0) + t(1) + t(2) + t(5) + t(6) + t(7), idle: t(3), iowait: t(4) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Counters of the machine's whole disks (/proc/diskstats, partitions, loop, ram and zram devices left out). */
+export interface DiskIo {
+  readonly writes: number;
+  readonly writtenBytes: number;
+  /** Cache flushes completed (what fsync / fdatasync become on a disk with a volatile cache). */
+  readonly flushes: number;
+}
+
+export function diskIo(): DiskIo | undefined {
+  try {
+    let writes = 0;
+    let sectors = 0;
+    let flushes = 0;
+    for (const line of readFileSync('/proc/diskstats', 'latin1').split('\n')) {
+      const f = line.trim().split(/\s+/);
+      const name = f[2];
+      if (!name || /^(loop|ram|zram|dm-|md)/.test(name)) continue;
+      // Partitions (vda1, sda2, nvme0n1p1) would count twice.
+      if (/^(sd|vd|xvd|hd)[a-z]+\d+$/.test(name) || /^nvme\d+n\d+p\d+$/.test(name)) continue;
+      writes += Number(f[7] ?? 0);
+      sectors += Number(f[9] ?? 0);
+      flushes += Number(f[18] ?? 0);
+    }
+    return { writes, writtenBytes: sectors * 512, flushes };
+  } catch {
+    return undefined;
+  }
 }
