@@ -137,7 +137,11 @@ export async function startArchive(
       stats: async () => ({
         aeTitle: config.aeTitle,
         index: await opened.index.counts(),
-        disk: await opened.blobs.usage(),
+        // On S3 there is no volume to ask, and summing a bucket's objects lists all of them: the
+        // index's byte count says what is stored.
+        disk: opened.describe.blobs.startsWith('s3://')
+          ? { store: opened.describe.blobs, used: (await opened.index.counts()).bytes }
+          : await opened.blobs.usage(),
         associations: { open: metrics.openAssociations },
         uptimeSeconds: Math.round(process.uptime()),
       }),
