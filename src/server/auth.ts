@@ -4,7 +4,6 @@
  * configured). Off when neither is configured (the default, on 127.0.0.1).
  */
 import { timingSafeEqual } from 'node:crypto';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
 
 export interface BearerAuthOptions {
   readonly tokens?: readonly string[] | undefined;
@@ -19,7 +18,10 @@ export function bearerAuth(
 ): ((authorization: string | undefined) => Promise<boolean>) | undefined {
   const tokens = (options.tokens ?? []).map((t) => Buffer.from(t, 'utf8'));
   if (tokens.length === 0 && !options.jwksUrl) return undefined;
-  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined;
+  // jose is loaded only when JWTs are configured (it is several MiB a server without them never needs).
+  const jwks = options.jwksUrl
+    ? import('jose').then((jose) => ({ jose, keys: jose.createRemoteJWKSet(new URL(options.jwksUrl!)) }))
+    : undefined;
   return async (authorization) => {
     const m = /^Bearer\s+(\S+)\s*$/iu.exec(authorization ?? '');
     if (!m) return false;
@@ -27,7 +29,8 @@ export function bearerAuth(
     if (tokens.some((t) => t.length === presented.length && timingSafeEqual(t, presented))) return true;
     if (!jwks) return false;
     try {
-      await jwtVerify(m[1]!, jwks, {
+      const { jose, keys } = await jwks;
+      await jose.jwtVerify(m[1]!, keys, {
         ...(options.issuer ? { issuer: options.issuer } : {}),
         ...(options.audience ? { audience: options.audience } : {}),
       });

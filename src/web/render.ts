@@ -6,7 +6,7 @@
  * keeping the aspect ratio. Native pixel data is decoded here; JPEG Baseline frames are decoded by
  * libvips (sharp); other compressed syntaxes have no codec here and are refused (406).
  */
-import sharp, { type Sharp } from 'sharp';
+import type { Sharp } from 'sharp';
 import { DicomError } from '../core/index.ts';
 
 /** The image pixel attributes a frame needs to be rendered (PS3.3 C.7.6.3). */
@@ -59,6 +59,8 @@ export async function renderFrame(
   px: PixelDescription,
   options: RenderOptions,
 ): Promise<Buffer> {
+  // libvips is loaded on the first rendering only: it is tens of MiB a server may never need.
+  const sharp = (await import('sharp')).default;
   let image: Sharp;
   const jpeg = px.transferSyntaxUid === JPEG_BASELINE || px.transferSyntaxUid === JPEG_EXTENDED;
   if (jpeg) {
