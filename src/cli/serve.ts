@@ -40,7 +40,7 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
   program
     .command('serve')
     .description(
-      'start the archive: a DICOM SCP (C-ECHO, C-STORE) indexing what it receives (SQLite + blobs under --data-dir), with admin HTTP endpoints (/healthz, /readyz, /stats, /metrics)',
+      'start the archive: DICOM SCP (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET) and DICOMweb (/dicomweb) on SQLite + a folder under --data-dir, or PostgreSQL + S3 (--index, --blobs); admin endpoints /healthz, /readyz, /stats, /metrics',
     )
     .option('--config <file>', 'configuration file (.json, .yaml or .yml); flags override it')
     .option('--data-dir <dir>', 'where the archive keeps its index and instances (default ./data)')
