@@ -41,6 +41,120 @@ export function isoDate(base: Date, addDays: number): string {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Options, logging, run folders and output formatting, as every benchmark that starts servers does them.
+
+/** How a flag's value is read: after `=` (`--flag=value`) or from the next argument. */
+export interface FlagValue {
+  value(): string;
+  /** The value as an integer in min..max (throws otherwise). */
+  int(min: number, max: number): number;
+}
+
+/**
+ * Walks the arguments in order: `on` handles each flag, reading its value through `read`, and returns
+ * false for a flag it does not know (which throws `unknown argument`).
+ */
+export function readFlags(argv: readonly string[], on: (flag: string, read: FlagValue) => boolean): void {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.includes('=') ? (a.split('=', 2) as [string, string]) : [a, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    const int = (min: number, max: number): number => {
+      const v = value();
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max)
+        throw new Error(`${flag} ${v}: expected ${min}..${max}`);
+      return n;
+    };
+    if (!on(flag, { value, int })) throw new Error(`unknown argument ${a}`);
+  }
+}
+
+/** The value of --phases: a comma-separated subset of `all`, in the order given, without repeats. */
+export function readPhases<T extends string>(value: string, all: readonly T[]): T[] {
+  const out: T[] = [];
+  for (const s of value.split(',')) {
+    const p = all.find((x) => x === s.trim());
+    if (!p) throw new Error(`--phases: expected a comma-separated list of ${all.join(', ')}`);
+    if (!out.includes(p)) out.push(p);
+  }
+  return out;
+}
+
+/** A benchmark's progress log on stderr (`[bench:NAME] ...`), and a loud variant for failures. */
+export function benchLog(name: string): { log: (message: string) => void; loud: (message: string) => void } {
+  const log = (message: string): void => {
+    process.stderr.write(`[bench:${name}] ${message}\n`);
+  };
+  const line = '!'.repeat(100);
+  return { log, loud: (message) => log(`\n${line}\n!!! ${message}\n${line}`) };
+}
+
+/** The commit of `root` and how many uncommitted changes its src/ has (what was measured). */
+export function tesseraRevision(root: string): { commit: string; srcChanges: number } {
+  const git = (...a: string[]): string =>
+    spawnSync('git', a, { cwd: root, encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
+  return {
+    commit: git('rev-parse', '--short', 'HEAD') || 'unknown',
+    srcChanges: git('status', '--porcelain', '--', 'src')
+      .split('\n')
+      .filter((l) => l !== '').length,
+  };
+}
+
+/**
+ * This run's folder in `benchDir` (run-PID) and its graveyard, where the run folders of interrupted
+ * runs are renamed now (deleted only at the end, with this one's).
+ */
+export function prepareRunDir(benchDir: string): { runDir: string; graveyard: string } {
+  const runDir = path.join(benchDir, `run-${process.pid}`);
+  const graveyard = path.join(runDir, 'graveyard');
+  mkdirSync(graveyard, { recursive: true });
+  for (const e of readdirSync(benchDir)) {
+    if (/^run-\d+$/.test(e) && e !== path.basename(runDir))
+      renameSync(path.join(benchDir, e), path.join(graveyard, `left-${e}`));
+  }
+  return { runDir, graveyard };
+}
+
+/** `x` rounded to `digits` decimals, null when undefined or not finite (for the JSON summaries). */
+export function round2(x: number | undefined, digits = 2): number | null {
+  if (x === undefined || !Number.isFinite(x)) return null;
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export function pad(s: string, n: number, right = false): string {
+  return right ? s.padEnd(n) : s.padStart(n);
+}
+
+/** `x` with `digits` decimals, '-' when undefined or not finite (for the tables). */
+export function fx(x: number | undefined, digits = 2): string {
+  return x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits);
+}
+
+/** How often something went wrong, with the first few examples. */
+export interface Problems {
+  count: number;
+  examples: string[];
+}
+
+/** Counts one problem under `key`, keeping up to three examples. */
+export function note(problems: Map<string, Problems>, key: string, example: string): void {
+  let p = problems.get(key);
+  if (!p) {
+    p = { count: 0, examples: [] };
+    problems.set(key, p);
+  }
+  p.count++;
+  if (p.examples.length < 3) p.examples.push(example);
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Statistics, ports, /proc and child processes, for the benchmarks that start servers (no side effects
 // at import: a benchmark installs its own exit and signal handlers around `Children.killAll`).
 
@@ -241,6 +355,124 @@ export async function waitForPort(
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${what} not listening on ${host}:${port} after ${ms} ms:\n${server.output()}`);
+}
+
+/**
+ * The children of a benchmark, killed (SIGKILL, whole groups) when it exits and on SIGINT/SIGTERM; `onExit`
+ * runs after them in both cases (e.g. to stop a database synchronously).
+ */
+export function benchChildren(
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  log: (message: string) => void,
+  onExit: () => void = () => undefined,
+): Children {
+  const children = new Children({ cwd, env });
+  process.on('exit', () => {
+    children.killAll();
+    onExit();
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`${sig}: stopping every child`);
+      children.killAll();
+      onExit();
+      process.exit(130);
+    });
+  }
+  return children;
+}
+
+/** CPU seconds of a child so far (its own and its waited-for children's), if readable. */
+export function cpuSecondsOf(proc: Proc): number | undefined {
+  const c = procCpuSeconds(proc.pid);
+  return c ? c.own + c.children : undefined;
+}
+
+/** The arguments of `node` for `tessera serve` (under tsx) on 127.0.0.1-style `host`, any called AE. */
+export function tesseraServeArgv(
+  main: string,
+  dataDir: string,
+  dimsePort: number | string,
+  httpPort: number | string,
+  host: string,
+  extra: readonly string[] = [],
+): string[] {
+  return [
+    '--import',
+    'tsx',
+    main,
+    'serve',
+    '--data-dir',
+    dataDir,
+    '--dimse-port',
+    String(dimsePort),
+    '--http-port',
+    String(httpPort),
+    '--host',
+    host,
+    '--any-called-ae',
+    ...extra,
+  ];
+}
+
+/**
+ * Writes an Orthanc configuration into `dir`/orthanc.json (storage and index in `dir`, AE ORTHANC, no
+ * remote access nor authentication) with `extra` settings; returns its path.
+ */
+export function writeOrthancConfig(
+  dir: string,
+  name: string,
+  dicomPort: number,
+  httpPort: number,
+  extra: Record<string, unknown>,
+): string {
+  const file = path.join(dir, 'orthanc.json');
+  const config = {
+    Name: name,
+    StorageDirectory: path.join(dir, 'storage'),
+    IndexDirectory: path.join(dir, 'index'),
+    DicomAet: 'ORTHANC',
+    DicomPort: dicomPort,
+    HttpPort: httpPort,
+    RemoteAccessAllowed: false,
+    AuthenticationEnabled: false,
+    ...extra,
+  };
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  return file;
+}
+
+/** GET a JSON document from Orthanc's REST API (bounded). */
+export async function orthancGet(
+  host: string,
+  httpPort: number,
+  route: string,
+): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://${host}:${httpPort}${route}`, { signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) throw new Error(`Orthanc GET ${route}: HTTP ${res.status}`);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+/** Waits (bounded by `ms`) until Orthanc's REST API answers /system. */
+export async function waitForOrthancHttp(
+  host: string,
+  httpPort: number,
+  server: { output(): string },
+  ms: number,
+): Promise<void> {
+  const deadline = performance.now() + ms;
+  let last = '';
+  while (performance.now() < deadline) {
+    try {
+      await orthancGet(host, httpPort, '/system');
+      return;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`Orthanc's HTTP /system did not answer within ${ms} ms (${last}):\n${server.output()}`);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -573,6 +805,149 @@ export function ensureBenchFiles(
   }
   if (made) log(`generated ${made} files in ${dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   return { paths, sizes, bytes };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// QIDO-RS queries on that data set (bench/web.ts and bench/scale.ts): seven kinds in turn, parameters
+// drawn (seeded) from the studies, expected matches from the generator.
+
+export type QidoKind = 'name' | 'date' | 'pid' | 'acc' | 'modDate' | 'series' | 'instances';
+export const QIDO_KINDS: readonly QidoKind[] = [
+  'name',
+  'date',
+  'pid',
+  'acc',
+  'modDate',
+  'series',
+  'instances',
+];
+export const QIDO_KIND_LABEL: Record<QidoKind, string> = {
+  name: 'PatientName ABC*',
+  date: 'StudyDate range',
+  pid: 'PatientID',
+  acc: 'AccessionNumber',
+  modDate: 'ModalitiesInStudy+date',
+  series: 'study/series',
+  instances: 'series/instances',
+};
+/** The unique key of each level, as a DICOM JSON tag. */
+export const STUDY_UID = '0020000D';
+export const SERIES_UID = '0020000E';
+export const SOP_UID = '00080018';
+
+export interface QidoQuery {
+  readonly kind: QidoKind;
+  /** Path and query string after the service root. */
+  readonly path: string;
+  readonly uidTag: string;
+  readonly expected: ReadonlySet<string>;
+  /** For study-level queries, when asked for: NumberOfStudyRelatedInstances per StudyInstanceUID. */
+  readonly studyInstances?: ReadonlyMap<string, number>;
+}
+
+/** Whether a DA value is in a DA range (`from-to`, either side may be empty). */
+export function inDateRange(date: string, range: string): boolean {
+  const [from, to] = range.split('-') as [string, string];
+  return (from === '' || date >= from) && (to === '' || date <= to);
+}
+
+/**
+ * `n` QIDO-RS queries, the kinds in turn, from the PRNG seeded with `seed`: PatientID, AccessionNumber
+ * and the studies of series/instances queries are picked from `pick`; study-level queries match over
+ * `all` (with the instance counts of `all` when `withStudyInstances`).
+ */
+export function benchQidoQueries(
+  seed: number,
+  pick: readonly BenchStudy[],
+  all: readonly BenchStudy[],
+  n: number,
+  withStudyInstances: boolean,
+): QidoQuery[] {
+  const rnd = mulberry32(seed);
+  const pickOf = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const dateRange = (minDays: number, maxDays: number): string => {
+    const start = Math.floor(rnd() * BENCH_DATE_SPAN_DAYS);
+    const len = minDays + Math.floor(rnd() * (maxDays - minDays));
+    return `${isoDate(BENCH_DATE_BASE, start)}-${isoDate(BENCH_DATE_BASE, start + len)}`;
+  };
+  const counts = withStudyInstances ? new Map(all.map((st) => [st.uid, st.instances])) : undefined;
+  const studies = (
+    kind: QidoKind,
+    params: [string, string][],
+    match: (st: BenchStudy) => boolean,
+  ): QidoQuery => ({
+    kind,
+    path: `/studies?${params.map(([k, v]) => `${k}=${encodeURIComponent(v).replaceAll('%2A', '*')}`).join('&')}`,
+    uidTag: STUDY_UID,
+    expected: new Set(all.filter(match).map((st) => st.uid)),
+    ...(counts ? { studyInstances: counts } : {}),
+  });
+  const out: QidoQuery[] = [];
+  for (let i = 0; i < n; i++) {
+    const kind = QIDO_KINDS[i % QIDO_KINDS.length]!;
+    switch (kind) {
+      case 'name': {
+        const prefix = pickOf(BENCH_FAMILY_NAMES).slice(0, 3);
+        out.push(studies(kind, [['PatientName', `${prefix}*`]], (st) => st.patientName.startsWith(prefix)));
+        break;
+      }
+      case 'date': {
+        const range = dateRange(7, 365);
+        out.push(studies(kind, [['StudyDate', range]], (st) => inDateRange(st.date, range)));
+        break;
+      }
+      case 'pid': {
+        const id = pickOf(pick).patientId;
+        out.push(studies(kind, [['PatientID', id]], (st) => st.patientId === id));
+        break;
+      }
+      case 'acc': {
+        const acc = pickOf(pick).accession;
+        out.push(studies(kind, [['AccessionNumber', acc]], (st) => st.accession === acc));
+        break;
+      }
+      case 'modDate': {
+        const modality = rnd() < 0.5 ? 'MR' : 'CT';
+        const range = dateRange(180, 730);
+        out.push(
+          studies(
+            kind,
+            [
+              ['ModalitiesInStudy', modality],
+              ['StudyDate', range],
+            ],
+            (st) => inDateRange(st.date, range) && st.modalities.includes(modality),
+          ),
+        );
+        break;
+      }
+      case 'series': {
+        const st = pickOf(pick);
+        out.push({
+          kind,
+          path: `/studies/${st.uid}/series`,
+          uidTag: SERIES_UID,
+          expected: new Set(st.series.map((se) => se.uid)),
+        });
+        break;
+      }
+      case 'instances': {
+        const st = pickOf(pick);
+        const k = Math.floor(rnd() * st.series.length);
+        let first = 0;
+        for (let j = 0; j < k; j++) first += st.series[j]!.instances;
+        const se = st.series[k]!;
+        out.push({
+          kind,
+          path: `/studies/${st.uid}/series/${se.uid}/instances`,
+          uidTag: SOP_UID,
+          expected: new Set(Array.from({ length: se.instances }, (_, j) => benchSopUid(st, first + j))),
+        });
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -54,7 +54,6 @@ import {
   existsSync,
   mkdirSync,
   readdirSync,
-  readFileSync,
   renameSync,
   rmSync,
   statSync,
@@ -66,7 +65,7 @@ import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { Dataset, part10Header, writePart10 } from '../src/codec/index.ts';
+import { Dataset, part10Header } from '../src/codec/index.ts';
 import { Tag, UID } from '../src/dictionary/index.ts';
 import {
   Dimse,
@@ -80,18 +79,38 @@ import {
   statusCategory,
 } from '../src/dimse/index.ts';
 import {
-  Children,
+  BENCH_DATE_BASE,
+  BENCH_DATE_SPAN_DAYS,
+  BENCH_FAMILY_NAMES,
+  type BenchStudy,
+  benchChildren,
+  benchLog,
+  benchRetrieveStudy,
+  benchStudy,
+  cpuSecondsOf,
+  ensureBenchFiles,
   freePort,
+  inDateRange,
   isoDate,
   median,
   mulberry32,
+  note,
+  orthancGet,
+  type Problems,
   type Proc,
+  pad,
   percentile,
-  procCpuSeconds,
+  prepareRunDir,
   procStatusKiB,
-  uidIn,
+  QR_DATA_VERSION,
+  readFlags,
+  readPhases,
+  round2,
+  tesseraServeArgv,
+  waitForOrthancHttp,
   waitForPort,
   withTimeout,
+  writeOrthancConfig,
 } from './common.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -99,7 +118,6 @@ import {
 
 const MiB = 1024 * 1024;
 const HOST = '127.0.0.1';
-const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
 const BENCH_DIR = path.join(os.tmpdir(), 'tessera-bench-qr');
 const SCRIPT = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SCRIPT), '..');
@@ -112,8 +130,6 @@ const QUERY_TIMEOUT_MS = 60_000;
 const RETRIEVE_TIMEOUT_MS = 300_000;
 /** The issue's target: at least 3x Orthanc on C-FIND latency (median and p95), C-MOVE and C-GET throughput. */
 const TARGET_RATIO = 3.0;
-/** Bump when the generated content changes, so stale files in the cache are not reused. */
-const DATA_VERSION = 'qr-v2';
 const CALLING_AE = 'BENCHSCU';
 const DEST_AE = 'DEST';
 const CHILD_ENV = { ...process.env, TCP_NODELAY: '1' };
@@ -147,21 +163,7 @@ function parseArgs(argv: readonly string[]): Args {
     keep: false,
     getSink: 'files',
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.includes('=') ? (a.split('=', 2) as [string, string]) : [a, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const int = (min: number, max: number): number => {
-      const v = value();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max)
-        throw new Error(`${flag} ${v}: expected ${min}..${max}`);
-      return n;
-    };
+  readFlags(argv, (flag, { value, int }) => {
     switch (flag) {
       case '--studies':
         args.studies = int(1, 100_000);
@@ -181,16 +183,9 @@ function parseArgs(argv: readonly string[]): Args {
       case '--parallel':
         args.parallel = int(1, 32);
         break;
-      case '--phases': {
-        const out: Phase[] = [];
-        for (const s of value().split(',')) {
-          const p = PHASES.find((x) => x === s.trim());
-          if (!p) throw new Error(`--phases: expected a comma-separated list of ${PHASES.join(', ')}`);
-          if (!out.includes(p)) out.push(p);
-        }
-        args.phases = out;
+      case '--phases':
+        args.phases = readPhases(value(), PHASES);
         break;
-      }
       case '--no-orthanc':
         args.orthanc = false;
         break;
@@ -218,313 +213,17 @@ function parseArgs(argv: readonly string[]): Args {
         process.exit(0);
         break;
       default:
-        throw new Error(`unknown argument ${a}`);
+        return false;
     }
-  }
+    return true;
+  });
   return args;
 }
 
-function log(message: string): void {
-  process.stderr.write(`[bench:qr] ${message}\n`);
-}
+const { log } = benchLog('qr');
 
 // ---------------------------------------------------------------------------------------------------
-// Test data: a model of the studies (which the queries' expected matches come from) and their files
-
-const FAMILY = [
-  'ADAMS',
-  'BAKER',
-  'CLARK',
-  'DUBOIS',
-  'EVANS',
-  'FISCHER',
-  'GARCIA',
-  'HUGHES',
-  'IVANOV',
-  'JONES',
-  'KOWALSKI',
-  'LOPEZ',
-  'MUELLER',
-  'NGUYEN',
-  'OKAFOR',
-  'PETROV',
-  'QUINN',
-  'ROSSI',
-  'SMITH',
-  'SMIRNOV',
-  'TANAKA',
-  'UDDIN',
-  'VARGA',
-  'WAGNER',
-  'XU',
-  'YILMAZ',
-  'ZHANG',
-  'BAKKER',
-  'GARNIER',
-  'ROSSITER',
-];
-const GIVEN = [
-  'ANNA',
-  'JOHN',
-  'MARIA',
-  'PETER',
-  'YUKI',
-  'LUCA',
-  'SOFIA',
-  'OMAR',
-  'EVA',
-  'LIAM',
-  'NORA',
-  'IGOR',
-];
-const CT_DESCRIPTIONS = ['CT CHEST', 'CT ABDOMEN PELVIS', 'CT HEAD', 'CT CHEST ABDOMEN PELVIS WITH CONTRAST'];
-const MR_DESCRIPTIONS = ['MR BRAIN', 'MR KNEE LEFT', 'MR LUMBAR SPINE', 'MR PROSTATE'];
-const SOP_CLASS: Record<string, string> = { CT: UID.CTImageStorage, MR: UID.MRImageStorage };
-const DATE_BASE = new Date(Date.UTC(2010, 0, 1));
-const DATE_SPAN_DAYS = 15 * 365;
-
-interface SeriesRec {
-  readonly uid: string;
-  readonly modality: string;
-  readonly number: number;
-  readonly instances: number;
-}
-
-interface StudyRec {
-  /** -1 for the retrieve study. */
-  readonly index: number;
-  readonly uid: string;
-  readonly patientId: string;
-  readonly patientName: string;
-  readonly birthDate: string;
-  readonly sex: string;
-  readonly date: string;
-  readonly time: string;
-  readonly accession: string;
-  readonly description: string;
-  readonly series: readonly SeriesRec[];
-  readonly instances: number;
-  /** Distinct modalities of its series, sorted. */
-  readonly modalities: readonly string[];
-}
-
-const uid = (kind: string, n: number): string => uidIn('tessera-bench-qr', kind, n);
-
-function patient(p: number): { id: string; name: string; birthDate: string; sex: string } {
-  return {
-    id: `P${100_000 + p}`,
-    name: `${FAMILY[p % FAMILY.length]}^${GIVEN[Math.floor(p / FAMILY.length) % GIVEN.length]}`,
-    birthDate: isoDate(new Date(Date.UTC(1935, 0, 1)), (p * 7919) % 25_000),
-    sex: p % 2 ? 'F' : 'M',
-  };
-}
-
-/** Patients per block of 1000 studies (~2.9 studies each); a study's patient depends on its index only. */
-const PATIENTS_PER_1000_STUDIES = 350;
-
-function studyRec(s: number, perStudy: number): StudyRec {
-  const rnd = mulberry32(1_000_003 + s);
-  const pt = patient(
-    Math.floor(s / 1000) * PATIENTS_PER_1000_STUDIES + Math.floor(rnd() * PATIENTS_PER_1000_STUDIES),
-  );
-  const date = isoDate(DATE_BASE, Math.floor(rnd() * DATE_SPAN_DAYS));
-  const seconds = 7 * 3600 + Math.floor(rnd() * 12 * 3600);
-  const time = [seconds / 3600, (seconds / 60) % 60, seconds % 60]
-    .map((x) => String(Math.floor(x)).padStart(2, '0'))
-    .join('');
-  const modality = rnd() < 0.6 ? 'CT' : 'MR';
-  const mixed = rnd() < 0.2;
-  const second = mixed ? (modality === 'CT' ? 'MR' : 'CT') : modality;
-  const first = Math.ceil(perStudy / 2);
-  const series: SeriesRec[] = [
-    { uid: uid('series', s * 2), modality, number: 1, instances: first },
-    { uid: uid('series', s * 2 + 1), modality: second, number: 2, instances: perStudy - first },
-  ];
-  const descriptions = modality === 'CT' ? CT_DESCRIPTIONS : MR_DESCRIPTIONS;
-  return {
-    index: s,
-    uid: uid('study', s),
-    patientId: pt.id,
-    patientName: pt.name,
-    birthDate: pt.birthDate,
-    sex: pt.sex,
-    date,
-    time,
-    accession: `A${2_000_000 + s * 7}`,
-    description: descriptions[Math.floor(rnd() * descriptions.length)]!,
-    series,
-    instances: perStudy,
-    modalities: [...new Set(series.map((x) => x.modality))].sort(),
-  };
-}
-
-function retrieveStudyRec(n: number): StudyRec {
-  return {
-    index: -1,
-    uid: uid('retrieve-study', 0),
-    patientId: 'PRETRIEVE',
-    patientName: 'RETRIEVE^BENCH',
-    birthDate: '19700101',
-    sex: 'O',
-    date: '20240615',
-    time: '101500',
-    accession: 'ARETRIEVE',
-    description: 'CT CHEST ABDOMEN PELVIS (RETRIEVE)',
-    series: [{ uid: uid('retrieve-series', 0), modality: 'CT', number: 1, instances: n }],
-    instances: n,
-    modalities: ['CT'],
-  };
-}
-
-/** One instance: patient, study, series, equipment, image plane and pixel modules, and Pixel Data. */
-function instance(
-  st: StudyRec,
-  se: SeriesRec,
-  k: number,
-  sopUid: string,
-  size: number,
-  base: Buffer,
-): Dataset {
-  const ds = new Dataset();
-  const v = (tag: number, ...values: (string | number)[]): void => ds.setValues(tag, values);
-  const ct = se.modality === 'CT';
-  const z = -100 + k * 2.5;
-  v(Tag.SpecificCharacterSet, 'ISO_IR 100');
-  v(Tag.ImageType, 'ORIGINAL', 'PRIMARY', 'AXIAL');
-  v(Tag.InstanceCreationDate, st.date);
-  v(Tag.SOPClassUID, SOP_CLASS[se.modality]!);
-  v(Tag.SOPInstanceUID, sopUid);
-  v(Tag.StudyDate, st.date);
-  v(Tag.SeriesDate, st.date);
-  v(Tag.ContentDate, st.date);
-  v(Tag.StudyTime, st.time);
-  v(Tag.SeriesTime, st.time);
-  v(Tag.ContentTime, st.time);
-  v(Tag.AccessionNumber, st.accession);
-  v(Tag.Modality, se.modality);
-  v(Tag.Manufacturer, 'TESSERA MEDICAL SYSTEMS');
-  v(Tag.InstitutionName, 'Saint Example General Hospital');
-  v(Tag.ReferringPhysicianName, `${FAMILY[(st.index + 3 + FAMILY.length) % FAMILY.length]}^${GIVEN[0]}^^DR`);
-  v(Tag.StationName, `${se.modality}${(Math.abs(st.index) % 4) + 1}`);
-  v(Tag.StudyDescription, st.description);
-  v(Tag.SeriesDescription, `${se.modality} SERIES ${se.number}`);
-  v(Tag.ManufacturerModelName, ct ? 'Tessera CT 128' : 'Tessera MR 3T');
-  v(Tag.PatientName, st.patientName);
-  v(Tag.PatientID, st.patientId);
-  v(Tag.PatientBirthDate, st.birthDate);
-  v(Tag.PatientSex, st.sex);
-  if (ct) {
-    v(Tag.SliceThickness, 2.5);
-    v(Tag.KVP, 120);
-  } else {
-    v(Tag.SliceThickness, 3);
-    v(Tag.RepetitionTime, 5000);
-    v(Tag.EchoTime, 90);
-    v(Tag.MagneticFieldStrength, 3);
-  }
-  v(Tag.PatientPosition, 'HFS');
-  v(Tag.StudyInstanceUID, st.uid);
-  v(Tag.SeriesInstanceUID, se.uid);
-  v(Tag.StudyID, String(st.index + 2));
-  v(Tag.SeriesNumber, se.number);
-  v(Tag.InstanceNumber, k + 1);
-  v(Tag.ImagePositionPatient, -190, -190, z);
-  v(Tag.ImageOrientationPatient, 1, 0, 0, 0, 1, 0);
-  v(Tag.FrameOfReferenceUID, uid('frame-of-reference', st.index + 1));
-  v(Tag.SliceLocation, z);
-  v(Tag.SamplesPerPixel, 1);
-  v(Tag.PhotometricInterpretation, 'MONOCHROME2');
-  v(Tag.Rows, size);
-  v(Tag.Columns, size);
-  v(Tag.PixelSpacing, 380 / size, 380 / size);
-  v(Tag.BitsAllocated, 16);
-  v(Tag.BitsStored, 12);
-  v(Tag.HighBit, 11);
-  v(Tag.PixelRepresentation, 0);
-  v(Tag.WindowCenter, ct ? 40 : 600);
-  v(Tag.WindowWidth, ct ? 400 : 1200);
-  if (ct) {
-    v(Tag.RescaleIntercept, -1024);
-    v(Tag.RescaleSlope, 1);
-  }
-  const px = Buffer.from(base);
-  px.writeUInt16LE((k * 31) & 0x0fff, 0);
-  px.writeUInt16LE((Math.abs(st.index) * 7919 + k) & 0x0fff, px.length - 2);
-  ds.setBytes(Tag.PixelData, 'OW', px);
-  return ds;
-}
-
-/** A cylinder phantom with noise (12-bit, unsigned), size x size x 16 bits. */
-function baseSlice(size: number): Buffer {
-  const rnd = mulberry32(42);
-  const s = size / 512;
-  const px = Buffer.alloc(size * size * 2);
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      const r = Math.hypot(x - size / 2, y - size / 2);
-      const hu = r > 230 * s ? -1000 : r > 220 * s ? 300 : r < 40 * s ? 60 : 0;
-      px.writeUInt16LE(
-        Math.max(0, Math.min(4095, hu + 1024 + Math.round((rnd() - 0.5) * 40))),
-        (y * size + x) * 2,
-      );
-    }
-  }
-  return px;
-}
-
-interface FileSet {
-  readonly paths: string[];
-  readonly bytes: number;
-}
-
-/** Generates (or reuses) the files of some studies into `dir`; a stale cache is renamed aside. */
-function ensureFiles(
-  dir: string,
-  version: string,
-  studies: readonly StudyRec[],
-  size: number,
-  name: (st: StudyRec, i: number) => string,
-  graveyard: string,
-): FileSet {
-  const stamp = path.join(dir, 'VERSION');
-  if (existsSync(dir) && (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== version)) {
-    mkdirSync(graveyard, { recursive: true });
-    renameSync(dir, path.join(graveyard, `${path.basename(dir)}-stale-${Date.now()}`));
-  }
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(stamp, version);
-  let base: Buffer | undefined;
-  const paths: string[] = [];
-  let bytes = 0;
-  let made = 0;
-  const t0 = performance.now();
-  for (const st of studies) {
-    let i = 0;
-    for (const se of st.series) {
-      for (let k = 0; k < se.instances; k++, i++) {
-        const p = path.join(dir, name(st, i));
-        paths.push(p);
-        if (!existsSync(p)) {
-          base ??= baseSlice(size);
-          const sopUid = st.index < 0 ? uid('retrieve-sop', i) : uid('sop', st.index * 1000 + i);
-          const tmp = `${p}.partial`;
-          writeFileSync(
-            tmp,
-            writePart10({ dataset: instance(st, se, i, sopUid, size, base) }, EXPLICIT_VR_LE),
-          );
-          renameSync(tmp, p);
-          made++;
-        }
-        bytes += statSync(p).size;
-      }
-    }
-  }
-  if (made) log(`generated ${made} files in ${dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-  return { paths, bytes };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Queries and their expected matches
+// Queries and their expected matches (the test data's model, bench/common.ts's generator, knows them)
 
 type QueryKind = 'name' | 'date' | 'pid' | 'acc' | 'modDate';
 const QUERY_KINDS: readonly QueryKind[] = ['name', 'date', 'pid', 'acc', 'modDate'];
@@ -570,22 +269,17 @@ function identifierFor(q: Query): Dataset {
   return ds;
 }
 
-function inRange(date: string, range: string): boolean {
-  const [from, to] = range.split('-') as [string, string];
-  return (from === '' || date >= from) && (to === '' || date <= to);
-}
-
 /** The query list: Q queries, the kinds in turn, parameters drawn (seeded) from the studies. */
-function makeQueries(studies: readonly StudyRec[], n: number): Query[] {
+function makeQueries(studies: readonly BenchStudy[], n: number): Query[] {
   const rnd = mulberry32(20_240_101);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const out: Query[] = [];
   const dateRange = (minDays: number, maxDays: number): string => {
-    const start = Math.floor(rnd() * DATE_SPAN_DAYS);
+    const start = Math.floor(rnd() * BENCH_DATE_SPAN_DAYS);
     const len = minDays + Math.floor(rnd() * (maxDays - minDays));
-    return `${isoDate(DATE_BASE, start)}-${isoDate(DATE_BASE, start + len)}`;
+    return `${isoDate(BENCH_DATE_BASE, start)}-${isoDate(BENCH_DATE_BASE, start + len)}`;
   };
-  const make = (kind: QueryKind, keys: [number, string][], match: (st: StudyRec) => boolean): Query => ({
+  const make = (kind: QueryKind, keys: [number, string][], match: (st: BenchStudy) => boolean): Query => ({
     kind,
     keys: new Map(keys),
     text: keys
@@ -600,13 +294,13 @@ function makeQueries(studies: readonly StudyRec[], n: number): Query[] {
     const kind = QUERY_KINDS[i % QUERY_KINDS.length]!;
     switch (kind) {
       case 'name': {
-        const prefix = pick(FAMILY).slice(0, 3);
+        const prefix = pick(BENCH_FAMILY_NAMES).slice(0, 3);
         out.push(make(kind, [[Tag.PatientName, `${prefix}*`]], (st) => st.patientName.startsWith(prefix)));
         break;
       }
       case 'date': {
         const range = dateRange(7, 365);
-        out.push(make(kind, [[Tag.StudyDate, range]], (st) => inRange(st.date, range)));
+        out.push(make(kind, [[Tag.StudyDate, range]], (st) => inDateRange(st.date, range)));
         break;
       }
       case 'pid': {
@@ -629,7 +323,7 @@ function makeQueries(studies: readonly StudyRec[], n: number): Query[] {
               [Tag.StudyDate, range],
               [Tag.ModalitiesInStudy, modality],
             ],
-            (st) => inRange(st.date, range) && st.modalities.includes(modality),
+            (st) => inDateRange(st.date, range) && st.modalities.includes(modality),
           ),
         );
         break;
@@ -642,15 +336,7 @@ function makeQueries(studies: readonly StudyRec[], n: number): Query[] {
 // ---------------------------------------------------------------------------------------------------
 // Servers
 
-const children = new Children({ cwd: ROOT, env: CHILD_ENV });
-process.on('exit', () => children.killAll());
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: stopping every child`);
-    children.killAll();
-    process.exit(130);
-  });
-}
+const children = benchChildren(ROOT, CHILD_ENV, log);
 
 type ServerKind = 'tessera' | 'orthanc';
 const SERVER_LABEL: Record<ServerKind, string> = { tessera: 'tessera serve', orthanc: 'Orthanc' };
@@ -669,26 +355,15 @@ interface Server {
 }
 
 function orthancConfig(dir: string, port: number, httpPort: number, destPort: number): string {
-  const file = path.join(dir, 'orthanc.json');
-  const config = {
-    Name: 'tessera-bench-qr',
-    StorageDirectory: path.join(dir, 'storage'),
-    IndexDirectory: path.join(dir, 'index'),
-    DicomAet: 'ORTHANC',
-    DicomPort: port,
-    HttpPort: httpPort,
+  return writeOrthancConfig(dir, 'tessera-bench-qr', port, httpPort, {
     DicomCheckCalledAet: false,
     // Q/R from any calling AE (the defaults only serve AEs listed in DicomModalities).
     DicomAlwaysAllowFind: true,
     DicomAlwaysAllowMove: true,
     DicomAlwaysAllowGet: true,
     DicomModalities: { [DEST_AE]: [DEST_AE, HOST, destPort] },
-    RemoteAccessAllowed: false,
-    AuthenticationEnabled: false,
     MaximumPduLength: SCP_MAX_PDU,
-  };
-  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
-  return file;
+  });
 }
 
 async function startServer(
@@ -706,28 +381,15 @@ async function startServer(
     kind === 'tessera'
       ? children.launch(
           process.execPath,
-          [
-            '--import',
-            'tsx',
-            TESSERA_MAIN,
-            'serve',
-            '--data-dir',
-            dir,
-            '--dimse-port',
-            String(port),
-            '--http-port',
-            String(httpPort),
-            '--host',
-            HOST,
-            '--any-called-ae',
+          tesseraServeArgv(TESSERA_MAIN, dir, port, httpPort, HOST, [
             '--peer',
             `${DEST_AE}=${HOST}:${destPort}`,
-          ],
+          ]),
           { group: true },
         )
       : children.launch(ORTHANC, [orthancConfig(dir, port, httpPort, destPort)], { group: true });
   await waitForPort(HOST, port, proc, SERVER_LABEL[kind], SERVER_READY_MS);
-  if (kind === 'orthanc') await waitForOrthancHttp(httpPort, proc);
+  if (kind === 'orthanc') await waitForOrthancHttp(HOST, httpPort, proc, SERVER_READY_MS);
   return {
     kind,
     label: SERVER_LABEL[kind],
@@ -741,32 +403,9 @@ async function startServer(
   };
 }
 
-async function orthancGet(httpPort: number, route: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`http://${HOST}:${httpPort}${route}`, { signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new Error(`Orthanc GET ${route}: HTTP ${res.status}`);
-  return (await res.json()) as Record<string, unknown>;
-}
-
-async function waitForOrthancHttp(httpPort: number, proc: Proc): Promise<void> {
-  const deadline = performance.now() + SERVER_READY_MS;
-  let last = '';
-  while (performance.now() < deadline) {
-    try {
-      await orthancGet(httpPort, '/system');
-      return;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(
-    `Orthanc's /system did not answer within ${SERVER_READY_MS} ms (${last}):\n${proc.output()}`,
-  );
-}
-
 /** Instances the server has indexed: Tessera's `instances` rows (read-only, WAL), Orthanc's /statistics. */
 async function indexedInstances(s: Server): Promise<number> {
-  if (s.kind === 'orthanc') return Number((await orthancGet(s.httpPort, '/statistics')).CountInstances);
+  if (s.kind === 'orthanc') return Number((await orthancGet(HOST, s.httpPort, '/statistics')).CountInstances);
   const db = new Database(path.join(s.dir, 'index.sqlite'), { readonly: true, fileMustExist: true });
   try {
     return Number((db.prepare('SELECT COUNT(*) AS n FROM instances').get() as { n: number }).n);
@@ -812,11 +451,6 @@ async function load(s: Server, paths: readonly string[], parallel: number): Prom
   return ms;
 }
 
-function cpuOf(s: { proc: Proc }): number | undefined {
-  const c = procCpuSeconds(s.proc.pid);
-  return c ? c.own + c.children : undefined;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // C-FIND
 
@@ -830,30 +464,14 @@ interface FindSample {
   readonly clientCpuMs: number;
 }
 
-/** A problem with an answer, per server: wrong matches, wrong values, failures. */
-interface Check {
-  count: number;
-  examples: string[];
-}
-
-function note(checks: Map<string, Check>, key: string, example: string): void {
-  let c = checks.get(key);
-  if (!c) {
-    c = { count: 0, examples: [] };
-    checks.set(key, c);
-  }
-  c.count++;
-  if (c.examples.length < 3) c.examples.push(example);
-}
-
 class FindClient {
   private dimse: Dimse | undefined;
   broken: string | undefined;
-  readonly checks = new Map<string, Check>();
+  readonly checks = new Map<string, Problems>();
 
   constructor(
     readonly server: Server,
-    private readonly byUid: ReadonlyMap<string, StudyRec>,
+    private readonly byUid: ReadonlyMap<string, BenchStudy>,
   ) {}
 
   private async connect(): Promise<Dimse> {
@@ -986,7 +604,7 @@ async function runFindPhase(
   servers: readonly Server[],
   queries: readonly Query[],
   rounds: number,
-  byUid: ReadonlyMap<string, StudyRec>,
+  byUid: ReadonlyMap<string, BenchStudy>,
 ): Promise<{
   samples: FindSample[];
   clients: FindClient[];
@@ -1019,14 +637,14 @@ async function runFindPhase(
     );
   };
   await pass(-1);
-  const cpuWarm = new Map(servers.map((s) => [s.kind, cpuOf(s)]));
+  const cpuWarm = new Map(servers.map((s) => [s.kind, cpuSecondsOf(s.proc)]));
   const client0 = process.cpuUsage();
   for (let r = 0; r < rounds; r++) await pass(r);
   const client1 = process.cpuUsage(client0);
   const cpuS = new Map(
     servers.map((s) => {
       const a = cpuWarm.get(s.kind);
-      const b = cpuOf(s);
+      const b = cpuSecondsOf(s.proc);
       return [s.kind, a !== undefined && b !== undefined ? b - a : undefined] as const;
     }),
   );
@@ -1127,7 +745,7 @@ async function retrieveOnce(
   s: Server,
   op: 'move' | 'get',
   round: number,
-  study: StudyRec,
+  study: BenchStudy,
   destDir: string,
   graveyard: string,
   runDir: string,
@@ -1171,8 +789,8 @@ async function retrieveOnce(
       receiver ? { 'C-STORE-RQ': receiver.handler } : {},
     );
     if (op === 'get') transferSyntax = dimse.contextFor(UID.CTImageStorage)?.transferSyntax;
-    const cpu0 = cpuOf(s);
-    const dest0 = cpuOf({ proc: storescp });
+    const cpu0 = cpuSecondsOf(s.proc);
+    const dest0 = cpuSecondsOf(storescp);
     const client0 = process.cpuUsage();
     const t0 = performance.now();
     const signal = AbortSignal.timeout(RETRIEVE_TIMEOUT_MS);
@@ -1183,9 +801,9 @@ async function retrieveOnce(
     ms = performance.now() - t0;
     const client1 = process.cpuUsage(client0);
     clientCpuS = (client1.user + client1.system) / 1e6;
-    const cpu1 = cpuOf(s);
+    const cpu1 = cpuSecondsOf(s.proc);
     if (cpu0 !== undefined && cpu1 !== undefined) serverCpuS = cpu1 - cpu0;
-    const dest1 = cpuOf({ proc: storescp });
+    const dest1 = cpuSecondsOf(storescp);
     if (op === 'move' && dest0 !== undefined && dest1 !== undefined) destCpuS = dest1 - dest0;
     completed = result.completed;
     if (statusCategory(result.status) !== 'success' || result.failed > 0 || result.warning > 0)
@@ -1241,16 +859,6 @@ async function retrieveOnce(
 // ---------------------------------------------------------------------------------------------------
 // Output helpers
 
-function round2(x: number | undefined, digits = 2): number | null {
-  if (x === undefined || !Number.isFinite(x)) return null;
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
-function pad(s: string, n: number, right = false): string {
-  return right ? s.padEnd(n) : s.padStart(n);
-}
-
 function version(cmd: string, re: RegExp): string {
   const r = spawnSync(cmd, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   return re.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1] ?? 'unknown';
@@ -1272,38 +880,34 @@ async function main(): Promise<void> {
 
   // Folders: the file caches are kept; this run's folder (servers' data, received files) goes at the end,
   // together with those of interrupted runs (renamed into it now, deleted only at the end).
-  const runDir = path.join(BENCH_DIR, `run-${process.pid}`);
-  const graveyard = path.join(runDir, 'graveyard');
-  mkdirSync(graveyard, { recursive: true });
-  for (const e of readdirSync(BENCH_DIR)) {
-    if (/^run-\d+$/.test(e) && e !== path.basename(runDir))
-      renameSync(path.join(BENCH_DIR, e), path.join(graveyard, `left-${e}`));
-  }
+  const { runDir, graveyard } = prepareRunDir(BENCH_DIR);
   log(
     `bench dir ${BENCH_DIR}; ${args.studies} studies x ${args.perStudy} + a retrieve study of ${args.retrieve}; ${args.queries} queries; ` +
       `rounds ${args.rounds}; phases ${args.phases.join(',')}; DCMTK ${dcmtk}${args.orthanc ? `, Orthanc ${orthancVersion}` : ', no Orthanc'}`,
   );
 
   // Data.
-  const studies = Array.from({ length: args.studies }, (_, s) => studyRec(s, args.perStudy));
-  const retrieveStudy = retrieveStudyRec(args.retrieve);
+  const studies = Array.from({ length: args.studies }, (_, s) => benchStudy(s, args.perStudy));
+  const retrieveStudy = benchRetrieveStudy(args.retrieve);
   const all = [...studies, retrieveStudy];
   const byUid = new Map(all.map((st) => [st.uid, st]));
-  const small = ensureFiles(
+  const small = ensureBenchFiles(
     path.join(BENCH_DIR, `files-k${args.perStudy}`),
-    `${DATA_VERSION} perStudy=${args.perStudy}`,
+    `${QR_DATA_VERSION} perStudy=${args.perStudy}`,
     studies,
     64,
     (st, i) => `s${String(st.index).padStart(6, '0')}-${String(i).padStart(3, '0')}.dcm`,
     graveyard,
+    log,
   );
-  const large = ensureFiles(
+  const large = ensureBenchFiles(
     path.join(BENCH_DIR, 'files-retrieve'),
-    DATA_VERSION,
+    QR_DATA_VERSION,
     [retrieveStudy],
     512,
     (_, i) => `r${String(i).padStart(5, '0')}.dcm`,
     graveyard,
+    log,
   );
   const queries = makeQueries(all, args.queries);
   const loadPaths = [...small.paths, ...large.paths];

@@ -94,29 +94,38 @@ import { datasetToJson, writePart10 } from '../src/codec/index.ts';
 import { parseQidoQuery } from '../src/dicomweb/index.ts';
 import { S3RVER_CREDENTIALS, type S3TestServer, startS3Server } from '../test/helpers/s3.ts';
 import {
-  BENCH_DATE_BASE,
-  BENCH_DATE_SPAN_DAYS,
-  BENCH_FAMILY_NAMES,
   type BenchStudy,
   benchBaseSlice,
+  benchChildren,
   benchInstance,
+  benchLog,
+  benchQidoQueries,
   benchSopUid,
   benchStudy,
-  Children,
   diskIo,
   ensureBenchFiles,
   freePort,
-  isoDate,
+  fx,
   median,
-  mulberry32,
   type Proc,
+  pad,
   percentile,
+  prepareRunDir,
   procCpuSeconds,
   procStatusKiB,
   procTreeCpuSeconds,
+  QIDO_KIND_LABEL,
+  QIDO_KINDS,
+  type QidoKind,
+  type QidoQuery,
   QR_DATA_VERSION,
+  readFlags,
+  readPhases,
+  round2,
   type SystemCpu,
   systemCpu,
+  tesseraRevision,
+  tesseraServeArgv,
   withTimeout,
 } from './common.ts';
 
@@ -179,21 +188,7 @@ function parseArgs(argv: readonly string[]): Args {
     pgSyncOff: false,
     keep: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.includes('=') ? (a.split('=', 2) as [string, string]) : [a, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const int = (min: number, max: number): number => {
-      const v = value();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max)
-        throw new Error(`${flag} ${v}: expected ${min}..${max}`);
-      return n;
-    };
+  readFlags(argv, (flag, { value, int }) => {
     switch (flag) {
       case '--instances':
         args.instances = int(10, 1_000_000);
@@ -219,16 +214,9 @@ function parseArgs(argv: readonly string[]): Args {
       case '--queries':
         args.queries = int(7, 100_000);
         break;
-      case '--phases': {
-        const out: Phase[] = [];
-        for (const s of value().split(',')) {
-          const p = PHASES.find((x) => x === s.trim());
-          if (!p) throw new Error(`--phases: expected a comma-separated list of ${PHASES.join(', ')}`);
-          if (!out.includes(p)) out.push(p);
-        }
-        args.phases = out;
+      case '--phases':
+        args.phases = readPhases(value(), PHASES);
         break;
-      }
       case '--interleave':
         args.interleave = true;
         break;
@@ -256,42 +244,23 @@ function parseArgs(argv: readonly string[]): Args {
         process.exit(0);
         break;
       default:
-        throw new Error(`unknown argument ${a}`);
+        return false;
     }
-  }
+    return true;
+  });
   args.instances = Math.ceil(args.instances / INGEST_PER_STUDY) * INGEST_PER_STUDY;
   args.qidoInstances = Math.ceil(args.qidoInstances / args.perStudy) * args.perStudy;
   return args;
 }
 
-function log(message: string): void {
-  process.stderr.write(`[bench:scale] ${message}\n`);
-}
-
-const LOUD = '!'.repeat(100);
-
-function loud(message: string): void {
-  log(`\n${LOUD}\n!!! ${message}\n${LOUD}`);
-}
+const { log, loud } = benchLog('scale');
 
 // ---------------------------------------------------------------------------------------------------
 // Children, PostgreSQL, s3rver
 
-const children = new Children({ cwd: ROOT, env: CHILD_ENV });
 /** Set once the PostgreSQL cluster runs: stops it synchronously (on exit, error or signal). */
 let stopPostgresNow: (() => void) | undefined;
-process.on('exit', () => {
-  children.killAll();
-  stopPostgresNow?.();
-});
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: stopping every child`);
-    children.killAll();
-    stopPostgresNow?.();
-    process.exit(130);
-  });
-}
+const children = benchChildren(ROOT, CHILD_ENV, log, () => stopPostgresNow?.());
 
 interface BenchPostgres {
   readonly port: number;
@@ -490,26 +459,9 @@ const LISTENING = /listening on 127\.0\.0\.1:(\d+) \(DIMSE\), http:\/\/127\.0\.0
 /** `tessera serve` on free ports (port 0), ready once it prints its listening line. */
 async function startNode(name: string, dataDir: string, extra: readonly string[]): Promise<TesseraNode> {
   mkdirSync(dataDir, { recursive: true });
-  const proc = children.launch(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      TESSERA_MAIN,
-      'serve',
-      '--data-dir',
-      dataDir,
-      '--dimse-port',
-      '0',
-      '--http-port',
-      '0',
-      '--host',
-      HOST,
-      '--any-called-ae',
-      ...extra,
-    ],
-    { group: true },
-  );
+  const proc = children.launch(process.execPath, tesseraServeArgv(TESSERA_MAIN, dataDir, 0, 0, HOST, extra), {
+    group: true,
+  });
   let exited: number | string | undefined;
   void proc.exited.then((c) => {
     exited = c;
@@ -1044,121 +996,6 @@ async function loadIndexes(
   return { ms: performance.now() - t0, sqliteMs, pgWaitMs, buildMs, instances };
 }
 
-type QidoKind = 'name' | 'date' | 'pid' | 'acc' | 'modDate' | 'series' | 'instances';
-const QIDO_KINDS: readonly QidoKind[] = ['name', 'date', 'pid', 'acc', 'modDate', 'series', 'instances'];
-const KIND_LABEL: Record<QidoKind, string> = {
-  name: 'PatientName ABC*',
-  date: 'StudyDate range',
-  pid: 'PatientID',
-  acc: 'AccessionNumber',
-  modDate: 'ModalitiesInStudy+date',
-  series: 'study/series',
-  instances: 'series/instances',
-};
-const STUDY_UID = '0020000D';
-const SERIES_UID = '0020000E';
-const SOP_UID = '00080018';
-
-interface QidoQuery {
-  readonly kind: QidoKind;
-  /** Path and query string after the service root. */
-  readonly path: string;
-  readonly uidTag: string;
-  readonly expected: ReadonlySet<string>;
-}
-
-function inRange(date: string, range: string): boolean {
-  const [from, to] = range.split('-') as [string, string];
-  return (from === '' || date >= from) && (to === '' || date <= to);
-}
-
-/** The query list (bench/web.ts's kinds), parameters drawn (seeded) from the studies, expected matches from the generator. */
-function makeQueries(all: readonly BenchStudy[], n: number): QidoQuery[] {
-  const rnd = mulberry32(20_240_707);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-  const dateRange = (minDays: number, maxDays: number): string => {
-    const start = Math.floor(rnd() * BENCH_DATE_SPAN_DAYS);
-    const len = minDays + Math.floor(rnd() * (maxDays - minDays));
-    return `${isoDate(BENCH_DATE_BASE, start)}-${isoDate(BENCH_DATE_BASE, start + len)}`;
-  };
-  const studies = (
-    kind: QidoKind,
-    params: [string, string][],
-    match: (st: BenchStudy) => boolean,
-  ): QidoQuery => ({
-    kind,
-    path: `/studies?${params.map(([k, v]) => `${k}=${encodeURIComponent(v).replaceAll('%2A', '*')}`).join('&')}`,
-    uidTag: STUDY_UID,
-    expected: new Set(all.filter(match).map((st) => st.uid)),
-  });
-  const out: QidoQuery[] = [];
-  for (let i = 0; i < n; i++) {
-    const kind = QIDO_KINDS[i % QIDO_KINDS.length]!;
-    switch (kind) {
-      case 'name': {
-        const prefix = pick(BENCH_FAMILY_NAMES).slice(0, 3);
-        out.push(studies(kind, [['PatientName', `${prefix}*`]], (st) => st.patientName.startsWith(prefix)));
-        break;
-      }
-      case 'date': {
-        const range = dateRange(7, 365);
-        out.push(studies(kind, [['StudyDate', range]], (st) => inRange(st.date, range)));
-        break;
-      }
-      case 'pid': {
-        const id = pick(all).patientId;
-        out.push(studies(kind, [['PatientID', id]], (st) => st.patientId === id));
-        break;
-      }
-      case 'acc': {
-        const acc = pick(all).accession;
-        out.push(studies(kind, [['AccessionNumber', acc]], (st) => st.accession === acc));
-        break;
-      }
-      case 'modDate': {
-        const modality = rnd() < 0.5 ? 'MR' : 'CT';
-        const range = dateRange(180, 730);
-        out.push(
-          studies(
-            kind,
-            [
-              ['ModalitiesInStudy', modality],
-              ['StudyDate', range],
-            ],
-            (st) => inRange(st.date, range) && st.modalities.includes(modality),
-          ),
-        );
-        break;
-      }
-      case 'series': {
-        const st = pick(all);
-        out.push({
-          kind,
-          path: `/studies/${st.uid}/series`,
-          uidTag: SERIES_UID,
-          expected: new Set(st.series.map((se) => se.uid)),
-        });
-        break;
-      }
-      case 'instances': {
-        const st = pick(all);
-        const k = Math.floor(rnd() * st.series.length);
-        let first = 0;
-        for (let j = 0; j < k; j++) first += st.series[j]!.instances;
-        const se = st.series[k]!;
-        out.push({
-          kind,
-          path: `/studies/${st.uid}/series/${se.uid}/instances`,
-          uidTag: SOP_UID,
-          expected: new Set(Array.from({ length: se.instances }, (_, j) => benchSopUid(st, first + j))),
-        });
-        break;
-      }
-    }
-  }
-  return out;
-}
-
 type QidoServer = 'sqlite' | 'pg';
 const QIDO_SERVERS: readonly QidoServer[] = ['sqlite', 'pg'];
 const QIDO_LABEL: Record<QidoServer, string> = { sqlite: 'SQLite', pg: 'PostgreSQL' };
@@ -1321,20 +1158,6 @@ function explainSqlite(file: string, search: string): string[] {
 // ---------------------------------------------------------------------------------------------------
 // Formatting
 
-function round2(x: number | undefined, digits = 2): number | null {
-  if (x === undefined || !Number.isFinite(x)) return null;
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
-function pad(s: string, n: number, right = false): string {
-  return right ? s.padEnd(n) : s.padStart(n);
-}
-
-function fx(x: number | undefined, digits = 2): string {
-  return x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits);
-}
-
 function dirBytes(p: string): number {
   if (!existsSync(p)) return 0;
   const s = statSync(p);
@@ -1351,21 +1174,10 @@ async function main(): Promise<void> {
   const started = performance.now();
   if (args.phases.includes('ingest') && spawnSync('storescu', ['--version']).status !== 0)
     throw new Error('storescu is not installed: apt-get install dcmtk');
-  const git = (...a: string[]): string =>
-    spawnSync('git', a, { cwd: ROOT, encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
-  const tesseraCommit = git('rev-parse', '--short', 'HEAD') || 'unknown';
-  const srcChanges = git('status', '--porcelain', '--', 'src')
-    .split('\n')
-    .filter((l) => l !== '').length;
+  const { commit: tesseraCommit, srcChanges } = tesseraRevision(ROOT);
 
   mkdirSync(BENCH_DIR, { recursive: true });
-  const runDir = path.join(BENCH_DIR, `run-${process.pid}`);
-  const graveyard = path.join(runDir, 'graveyard');
-  mkdirSync(graveyard, { recursive: true });
-  for (const e of readdirSync(BENCH_DIR)) {
-    if (/^run-\d+$/.test(e) && e !== path.basename(runDir))
-      renameSync(path.join(BENCH_DIR, e), path.join(graveyard, `left-${e}`));
-  }
+  const { runDir, graveyard } = prepareRunDir(BENCH_DIR);
   log(
     `bench dir ${BENCH_DIR}; phases ${args.phases.join(',')}; ingest ${args.instances} x ${args.size}x${args.size}, ` +
       `${args.parallel} storescu per node (${args.interleave ? 'interleaved' : 'whole studies each'}), ${args.s3 ? 'with' : 'without'} s3rver; ` +
@@ -1487,7 +1299,7 @@ async function main(): Promise<void> {
         ]),
       };
       qidoNodes.push(nodes.sqlite, nodes.pg);
-      queries = makeQueries(studies, args.queries);
+      queries = benchQidoQueries(20_240_707, studies, studies, args.queries, false);
       qido = await runQido(nodes, postgres, queries, args.rounds);
       for (const s of QIDO_SERVERS) qidoRss[s] = procStatusKiB(nodes[s].proc.pid, 'VmHWM');
       const search = queries.find((q) => q.kind === 'name')!.path.split('?')[1]!;
@@ -1678,7 +1490,9 @@ async function main(): Promise<void> {
     table.push(
       `  ${queries.length} queries x ${args.rounds} round(s), each to both servers in turn (after a warm-up pass); ms from the request to the parsed JSON, median / p95 over the rounds`,
     );
-    table.push(`${pad('', 14, true)}${pad('all', 15)}${kinds.map((k) => pad(KIND_LABEL[k], 24)).join('')}`);
+    table.push(
+      `${pad('', 14, true)}${pad('all', 15)}${kinds.map((k) => pad(QIDO_KIND_LABEL[k], 24)).join('')}`,
+    );
     for (const s of QIDO_SERVERS) {
       const a = stat(s);
       table.push(

@@ -57,7 +57,17 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Dataset, writePart10 } from '../src/codec/index.ts';
 import { Tag } from '../src/dictionary/index.ts';
-import { isoDate, mulberry32, uidIn } from './common.ts';
+import {
+  benchLog,
+  isoDate,
+  mulberry32,
+  orthancGet,
+  pad,
+  readFlags,
+  uidIn,
+  waitForOrthancHttp,
+  writeOrthancConfig,
+} from './common.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Options
@@ -168,21 +178,7 @@ function parseArgs(argv: readonly string[]): Args {
     orthanc: true,
     keepReceived: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.includes('=') ? (a.split('=', 2) as [string, string]) : [a, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const int = (min: number, max: number): number => {
-      const v = value();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max)
-        throw new Error(`${flag} ${v}: expected ${min}..${max}`);
-      return n;
-    };
+  readFlags(argv, (flag, { value, int }) => {
     switch (flag) {
       case '--sets':
         args.sets = parseSets(flag, value(), false);
@@ -208,7 +204,6 @@ function parseArgs(argv: readonly string[]): Args {
       case '--keep-received':
         args.keepReceived = true;
         break;
-
       case '--help':
       case '-h':
         console.log(
@@ -221,16 +216,15 @@ function parseArgs(argv: readonly string[]): Args {
         process.exit(0);
         break;
       default:
-        throw new Error(`unknown argument ${a}`);
+        return false;
     }
-  }
+    return true;
+  });
   args.scuSets = args.scuSets.filter((s) => args.sets.includes(s));
   return args;
 }
 
-function log(message: string): void {
-  process.stderr.write(`[bench:store] ${message}\n`);
-}
+const { log } = benchLog('store');
 
 // ---------------------------------------------------------------------------------------------------
 // Test data (the same kind of CT-like files as bench/parse.ts, which exports no generator: importing
@@ -907,22 +901,11 @@ function detectTesseraHttpPort(): boolean {
 
 /** Orthanc's configuration for one run: everything it writes stays in the run's folder. */
 function orthancConfig(dir: string, port: number, httpPort: number): string {
-  const file = path.join(dir, 'orthanc.json');
-  const config = {
-    Name: 'tessera-bench',
-    StorageDirectory: path.join(dir, 'storage'),
-    IndexDirectory: path.join(dir, 'index'),
-    DicomAet: 'ORTHANC',
-    DicomPort: port,
-    HttpPort: httpPort,
+  return writeOrthancConfig(dir, 'tessera-bench', port, httpPort, {
     DicomCheckCalledAet: false,
-    RemoteAccessAllowed: false,
-    AuthenticationEnabled: false,
     // The same maximum PDU as Tessera and storescp get (Orthanc's default is 16384).
     MaximumPduLength: SCP_MAX_PDU,
-  };
-  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
-  return file;
+  });
 }
 
 function startServer(kind: ScpKind, dir: string, port: number, httpPort: number | undefined): Proc {
@@ -962,31 +945,6 @@ function startServer(kind: ScpKind, dir: string, port: number, httpPort: number 
       String(port),
     ],
     { group: true },
-  );
-}
-
-/** GET a JSON document from Orthanc's REST API on the loopback (bounded). */
-async function orthancGet(httpPort: number, route: string): Promise<Record<string, unknown>> {
-  const res = await fetch(`http://${HOST}:${httpPort}${route}`, { signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new Error(`Orthanc GET ${route}: HTTP ${res.status}`);
-  return (await res.json()) as Record<string, unknown>;
-}
-
-/** Waits (bounded) until Orthanc's REST API answers /system. */
-async function waitForOrthancHttp(httpPort: number, server: Proc): Promise<void> {
-  const deadline = performance.now() + SERVER_READY_MS;
-  let last = '';
-  while (performance.now() < deadline) {
-    try {
-      await orthancGet(httpPort, '/system');
-      return;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(
-    `Orthanc's HTTP /system did not answer within ${SERVER_READY_MS} ms (${last}):\n${server.output()}`,
   );
 }
 
@@ -1098,7 +1056,7 @@ async function runOnce(
     try {
       server = startServer(c.scp, dir, port, httpPort);
       await waitForPort(port, server, SCP_LABEL[c.scp]);
-      if (c.scp === 'orthanc') await waitForOrthancHttp(httpPort!, server);
+      if (c.scp === 'orthanc') await waitForOrthancHttp(HOST, httpPort!, server, SERVER_READY_MS);
       if (c.scp === 'tessera') serverStartRssKiB = procStatusKiB(server.pid, 'VmRSS');
       const serverCpu0 = procCpu(server.pid);
       const self0 = procCpu('self');
@@ -1130,7 +1088,7 @@ async function runOnce(
           serverCpuS = cpu1.own + cpu1.children - (serverCpu0.own + serverCpu0.children);
       }
       if (c.scp === 'orthanc') {
-        const n = (await orthancGet(httpPort!, '/statistics')).CountInstances;
+        const n = (await orthancGet(HOST, httpPort!, '/statistics')).CountInstances;
         indexed = typeof n === 'number' ? n : Number(n);
       }
     } catch (err) {
@@ -1231,10 +1189,6 @@ function round(x: number | undefined, digits = 2): number | null {
   if (x === undefined || !Number.isFinite(x)) return null;
   const f = 10 ** digits;
   return Math.round(x * f) / f;
-}
-
-function pad(s: string, n: number, right = false): string {
-  return right ? s.padEnd(n) : s.padStart(n);
 }
 
 function dcmtkVersion(): string {

@@ -57,15 +57,7 @@
  * to stdout. The exit code is 1 when a check failed (--strict: also when a target was missed).
  */
 import { spawnSync } from 'node:child_process';
-import {
-  createReadStream,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,26 +67,40 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGunzip } from 'node:zlib';
 import {
-  BENCH_DATE_BASE,
-  BENCH_DATE_SPAN_DAYS,
-  BENCH_FAMILY_NAMES,
   type BenchFileSet,
   type BenchStudy,
+  benchChildren,
+  benchLog,
+  benchQidoQueries,
   benchRetrieveStudy,
   benchSopUid,
   benchStudy,
-  Children,
+  cpuSecondsOf,
   ensureBenchFiles,
   freePort,
-  isoDate,
+  fx,
   median,
-  mulberry32,
+  note,
+  type Problems,
   type Proc,
+  pad,
   percentile,
-  procCpuSeconds,
+  prepareRunDir,
   procStatusKiB,
+  QIDO_KIND_LABEL,
+  QIDO_KINDS,
+  type QidoKind,
+  type QidoQuery,
   QR_DATA_VERSION,
+  readFlags,
+  readPhases,
+  round2,
+  SOP_UID,
+  STUDY_UID,
+  tesseraRevision,
+  tesseraServeArgv,
   waitForPort,
+  writeOrthancConfig,
 } from './common.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -160,21 +166,7 @@ function parseArgs(argv: readonly string[]): Args {
     strict: false,
     keep: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.includes('=') ? (a.split('=', 2) as [string, string]) : [a, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const int = (min: number, max: number): number => {
-      const v = value();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max)
-        throw new Error(`${flag} ${v}: expected ${min}..${max}`);
-      return n;
-    };
+  readFlags(argv, (flag, { value, int }) => {
     switch (flag) {
       case '--studies':
         args.studies = int(1, 100_000);
@@ -206,16 +198,9 @@ function parseArgs(argv: readonly string[]): Args {
       case '--metadata':
         args.metadata = int(1, 10_000);
         break;
-      case '--phases': {
-        const out: Phase[] = [];
-        for (const s of value().split(',')) {
-          const p = PHASES.find((x) => x === s.trim());
-          if (!p) throw new Error(`--phases: expected a comma-separated list of ${PHASES.join(', ')}`);
-          if (!out.includes(p)) out.push(p);
-        }
-        args.phases = out;
+      case '--phases':
+        args.phases = readPhases(value(), PHASES);
         break;
-      }
       case '--gzip':
         args.gzip = true;
         break;
@@ -245,34 +230,19 @@ function parseArgs(argv: readonly string[]): Args {
         process.exit(0);
         break;
       default:
-        throw new Error(`unknown argument ${a}`);
+        return false;
     }
-  }
+    return true;
+  });
   return args;
 }
 
-function log(message: string): void {
-  process.stderr.write(`[bench:web] ${message}\n`);
-}
-
-const LOUD = '!'.repeat(100);
-
-function loud(message: string): void {
-  log(`\n${LOUD}\n!!! ${message}\n${LOUD}`);
-}
+const { log, loud } = benchLog('web');
 
 // ---------------------------------------------------------------------------------------------------
 // Servers
 
-const children = new Children({ cwd: ROOT, env: CHILD_ENV });
-process.on('exit', () => children.killAll());
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: stopping every child`);
-    children.killAll();
-    process.exit(130);
-  });
-}
+const children = benchChildren(ROOT, CHILD_ENV, log);
 
 type ServerKind = 'tessera' | 'orthanc';
 const SERVER_LABEL: Record<ServerKind, string> = { tessera: 'tessera serve', orthanc: 'Orthanc' };
@@ -289,21 +259,10 @@ interface WebServer {
 }
 
 function orthancConfig(dir: string, dicomPort: number, httpPort: number): string {
-  const file = path.join(dir, 'orthanc.json');
-  const config = {
-    Name: 'tessera-bench-web',
-    StorageDirectory: path.join(dir, 'storage'),
-    IndexDirectory: path.join(dir, 'index'),
-    DicomAet: 'ORTHANC',
-    DicomPort: dicomPort,
-    HttpPort: httpPort,
-    RemoteAccessAllowed: false,
-    AuthenticationEnabled: false,
+  return writeOrthancConfig(dir, 'tessera-bench-web', dicomPort, httpPort, {
     Plugins: [ORTHANC_DICOMWEB],
     DicomWeb: { Enable: true, Root: '/dicom-web/' },
-  };
-  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
-  return file;
+  });
 }
 
 async function startServer(kind: ServerKind, dir: string): Promise<WebServer> {
@@ -312,25 +271,9 @@ async function startServer(kind: ServerKind, dir: string): Promise<WebServer> {
   const httpPort = await freePort(HOST, [dicomPort]);
   const proc =
     kind === 'tessera'
-      ? children.launch(
-          process.execPath,
-          [
-            '--import',
-            'tsx',
-            TESSERA_MAIN,
-            'serve',
-            '--data-dir',
-            dir,
-            '--dimse-port',
-            String(dicomPort),
-            '--http-port',
-            String(httpPort),
-            '--host',
-            HOST,
-            '--any-called-ae',
-          ],
-          { group: true },
-        )
+      ? children.launch(process.execPath, tesseraServeArgv(TESSERA_MAIN, dir, dicomPort, httpPort, HOST), {
+          group: true,
+        })
       : children.launch(ORTHANC, [orthancConfig(dir, dicomPort, httpPort)], { group: true });
   await waitForPort(HOST, httpPort, proc, SERVER_LABEL[kind], SERVER_READY_MS);
   const base = `http://${HOST}:${httpPort}${kind === 'tessera' ? '/dicomweb' : '/dicom-web'}`;
@@ -372,11 +315,6 @@ async function instanceCount(s: WebServer): Promise<number> {
   if (res.status !== 200) throw new Error(`${s.label} ${url}: HTTP ${res.status}`);
   const body = JSON.parse(res.text) as { index?: { instances?: number }; CountInstances?: number };
   return Number(s.kind === 'tessera' ? body.index?.instances : body.CountInstances);
-}
-
-function cpuOf(proc: Proc): number | undefined {
-  const c = procCpuSeconds(proc.pid);
-  return c ? c.own + c.children : undefined;
 }
 
 function clientCpuS(since: NodeJS.CpuUsage): number {
@@ -578,7 +516,7 @@ async function stow(
           `FailedSOPSequence ${failed.length}: ${text.slice(0, 400)}`,
       );
   };
-  const cpu0 = cpuOf(s.proc);
+  const cpu0 = cpuSecondsOf(s.proc);
   const client0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
@@ -587,7 +525,7 @@ async function stow(
     }),
   );
   const ms = performance.now() - t0;
-  const cpu1 = cpuOf(s.proc);
+  const cpu1 = cpuSecondsOf(s.proc);
   return {
     ms,
     instances: files.length,
@@ -679,141 +617,6 @@ async function ingestRun(
 // ---------------------------------------------------------------------------------------------------
 // QIDO-RS
 
-type QidoKind = 'name' | 'date' | 'pid' | 'acc' | 'modDate' | 'series' | 'instances';
-const QIDO_KINDS: readonly QidoKind[] = ['name', 'date', 'pid', 'acc', 'modDate', 'series', 'instances'];
-const KIND_LABEL: Record<QidoKind, string> = {
-  name: 'PatientName ABC*',
-  date: 'StudyDate range',
-  pid: 'PatientID',
-  acc: 'AccessionNumber',
-  modDate: 'ModalitiesInStudy+date',
-  series: 'study/series',
-  instances: 'series/instances',
-};
-/** The unique key of each level, as a DICOM JSON tag. */
-const STUDY_UID = '0020000D';
-const SERIES_UID = '0020000E';
-const SOP_UID = '00080018';
-
-interface QidoQuery {
-  readonly kind: QidoKind;
-  /** Path and query string after the service root. */
-  readonly path: string;
-  readonly uidTag: string;
-  readonly expected: ReadonlySet<string>;
-  /** For study-level queries: NumberOfStudyRelatedInstances per StudyInstanceUID. */
-  readonly studyInstances?: ReadonlyMap<string, number>;
-}
-
-function inRange(date: string, range: string): boolean {
-  const [from, to] = range.split('-') as [string, string];
-  return (from === '' || date >= from) && (to === '' || date <= to);
-}
-
-/** The query list: the kinds in turn, parameters drawn (seeded) from the studies. */
-function makeQueries(small: readonly BenchStudy[], all: readonly BenchStudy[], n: number): QidoQuery[] {
-  const rnd = mulberry32(20_240_606);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-  const dateRange = (minDays: number, maxDays: number): string => {
-    const start = Math.floor(rnd() * BENCH_DATE_SPAN_DAYS);
-    const len = minDays + Math.floor(rnd() * (maxDays - minDays));
-    return `${isoDate(BENCH_DATE_BASE, start)}-${isoDate(BENCH_DATE_BASE, start + len)}`;
-  };
-  const counts = new Map(all.map((st) => [st.uid, st.instances]));
-  const studies = (
-    kind: QidoKind,
-    params: [string, string][],
-    match: (st: BenchStudy) => boolean,
-  ): QidoQuery => ({
-    kind,
-    path: `/studies?${params.map(([k, v]) => `${k}=${encodeURIComponent(v).replaceAll('%2A', '*')}`).join('&')}`,
-    uidTag: STUDY_UID,
-    expected: new Set(all.filter(match).map((st) => st.uid)),
-    studyInstances: counts,
-  });
-  const out: QidoQuery[] = [];
-  for (let i = 0; i < n; i++) {
-    const kind = QIDO_KINDS[i % QIDO_KINDS.length]!;
-    switch (kind) {
-      case 'name': {
-        const prefix = pick(BENCH_FAMILY_NAMES).slice(0, 3);
-        out.push(studies(kind, [['PatientName', `${prefix}*`]], (st) => st.patientName.startsWith(prefix)));
-        break;
-      }
-      case 'date': {
-        const range = dateRange(7, 365);
-        out.push(studies(kind, [['StudyDate', range]], (st) => inRange(st.date, range)));
-        break;
-      }
-      case 'pid': {
-        const id = pick(small).patientId;
-        out.push(studies(kind, [['PatientID', id]], (st) => st.patientId === id));
-        break;
-      }
-      case 'acc': {
-        const acc = pick(small).accession;
-        out.push(studies(kind, [['AccessionNumber', acc]], (st) => st.accession === acc));
-        break;
-      }
-      case 'modDate': {
-        const modality = rnd() < 0.5 ? 'MR' : 'CT';
-        const range = dateRange(180, 730);
-        out.push(
-          studies(
-            kind,
-            [
-              ['ModalitiesInStudy', modality],
-              ['StudyDate', range],
-            ],
-            (st) => inRange(st.date, range) && st.modalities.includes(modality),
-          ),
-        );
-        break;
-      }
-      case 'series': {
-        const st = pick(small);
-        out.push({
-          kind,
-          path: `/studies/${st.uid}/series`,
-          uidTag: SERIES_UID,
-          expected: new Set(st.series.map((se) => se.uid)),
-        });
-        break;
-      }
-      case 'instances': {
-        const st = pick(small);
-        const k = Math.floor(rnd() * st.series.length);
-        let first = 0;
-        for (let j = 0; j < k; j++) first += st.series[j]!.instances;
-        const se = st.series[k]!;
-        out.push({
-          kind,
-          path: `/studies/${st.uid}/series/${se.uid}/instances`,
-          uidTag: SOP_UID,
-          expected: new Set(Array.from({ length: se.instances }, (_, j) => benchSopUid(st, first + j))),
-        });
-        break;
-      }
-    }
-  }
-  return out;
-}
-
-interface Problems {
-  count: number;
-  examples: string[];
-}
-
-function note(problems: Map<string, Problems>, key: string, example: string): void {
-  let p = problems.get(key);
-  if (!p) {
-    p = { count: 0, examples: [] };
-    problems.set(key, p);
-  }
-  p.count++;
-  if (p.examples.length < 3) p.examples.push(example);
-}
-
 interface QidoSample {
   readonly server: ServerKind;
   readonly round: number;
@@ -863,7 +666,7 @@ async function qidoOnce(
   if (missing || extra || got.size !== uids.length)
     note(
       problems,
-      `wrong matches (${KIND_LABEL[q.kind]})`,
+      `wrong matches (${QIDO_KIND_LABEL[q.kind]})`,
       `#${qi} ${q.path}: ${uids.length} returned, ${q.expected.size} expected (${missing} missing, ${extra} extra, ${uids.length - got.size} duplicates)`,
     );
   if (q.studyInstances)
@@ -920,14 +723,14 @@ async function runQido(
     );
   };
   await pass(-1);
-  const cpu0 = new Map(servers.map((s) => [s.kind, cpuOf(s.proc)]));
+  const cpu0 = new Map(servers.map((s) => [s.kind, cpuSecondsOf(s.proc)]));
   const client0 = process.cpuUsage();
   for (let r = 0; r < rounds; r++) await pass(r);
   const client = clientCpuS(client0);
   const cpuS = new Map(
     servers.map((s) => {
       const a = cpu0.get(s.kind);
-      const b = cpuOf(s.proc);
+      const b = cpuSecondsOf(s.proc);
       return [s.kind, a !== undefined && b !== undefined ? b - a : undefined] as const;
     }),
   );
@@ -1075,7 +878,7 @@ async function wadoOnce(
   accept: Record<string, string>,
 ): Promise<WadoRun> {
   const problems: string[] = [];
-  const cpu0 = cpuOf(s.proc);
+  const cpu0 = cpuSecondsOf(s.proc);
   const client0 = process.cpuUsage();
   const t0 = performance.now();
   let scanner: MultipartScanner | undefined;
@@ -1100,7 +903,7 @@ async function wadoOnce(
   }
   const ms = performance.now() - t0;
   const client = clientCpuS(client0);
-  const cpu1 = cpuOf(s.proc);
+  const cpu1 = cpuSecondsOf(s.proc);
   // Checks, after the clock stopped.
   const parts = scanner?.parts ?? [];
   if (scanner && !scanner.closed) problems.push('the multipart body has no close delimiter');
@@ -1195,20 +998,6 @@ async function metadataOnce(
 // ---------------------------------------------------------------------------------------------------
 // Output helpers
 
-function round2(x: number | undefined, digits = 2): number | null {
-  if (x === undefined || !Number.isFinite(x)) return null;
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
-function pad(s: string, n: number, right = false): string {
-  return right ? s.padEnd(n) : s.padStart(n);
-}
-
-function fx(x: number | undefined, digits = 2): string {
-  return x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits);
-}
-
 function mib(kib: number | undefined): string {
   return kib === undefined ? '?' : (kib / 1024).toFixed(0);
 }
@@ -1235,22 +1024,11 @@ async function main(): Promise<void> {
     : null;
   const accept: Record<string, string> = { 'accept-encoding': args.gzip ? 'gzip' : 'identity' };
   // What Tessera was measured: the commit, and whether src/ had uncommitted changes at the start.
-  const git = (...a: string[]): string =>
-    spawnSync('git', a, { cwd: ROOT, encoding: 'utf8', timeout: 10_000 }).stdout?.trim() ?? '';
-  const tesseraCommit = git('rev-parse', '--short', 'HEAD') || 'unknown';
-  const srcChanges = git('status', '--porcelain', '--', 'src')
-    .split('\n')
-    .filter((l) => l !== '').length;
+  const { commit: tesseraCommit, srcChanges } = tesseraRevision(ROOT);
 
   // Folders: file caches are kept; this run's folder goes at the end, with those of interrupted runs.
   mkdirSync(BENCH_DIR, { recursive: true });
-  const runDir = path.join(BENCH_DIR, `run-${process.pid}`);
-  const graveyard = path.join(runDir, 'graveyard');
-  mkdirSync(graveyard, { recursive: true });
-  for (const e of readdirSync(BENCH_DIR)) {
-    if (/^run-\d+$/.test(e) && e !== path.basename(runDir))
-      renameSync(path.join(BENCH_DIR, e), path.join(graveyard, `left-${e}`));
-  }
+  const { runDir, graveyard } = prepareRunDir(BENCH_DIR);
   log(
     `bench dir ${BENCH_DIR}; ${args.studies} studies x ${args.perStudy} + a retrieve study of ${args.retrieve}; ingest ${args.ingest} ` +
       `(1 and ${args.batch}/request, ${args.concurrency} clients); ${args.queries} queries; rounds ${args.rounds}; phases ${args.phases.join(',')}; ` +
@@ -1298,7 +1076,7 @@ async function main(): Promise<void> {
   const warmupFiles = largeFiles.slice(0, INGEST_WARMUP);
   const loadFiles = [...smallFiles, ...largeFiles];
   const retrieveUids = new Set(largeFiles.map((f) => f.sopUid));
-  const queries = makeQueries(studies, all, args.queries);
+  const queries = benchQidoQueries(20_240_606, studies, all, args.queries, true);
   syncDisk();
 
   const kinds: ServerKind[] = args.orthanc ? ['tessera', 'orthanc'] : ['tessera'];
@@ -1362,7 +1140,7 @@ async function main(): Promise<void> {
           }
         for (const s of servers)
           await metadataOnce(s, retrieveStudy, retrieveUids, accept, metaProblems.get(s.kind)!);
-        const cpu0 = new Map(servers.map((s) => [s.kind, cpuOf(s.proc)]));
+        const cpu0 = new Map(servers.map((s) => [s.kind, cpuSecondsOf(s.proc)]));
         const client0 = process.cpuUsage();
         for (let r = 0; r < args.rounds; r++) {
           for (let i = 0; i < args.metadata; i++) {
@@ -1385,7 +1163,7 @@ async function main(): Promise<void> {
         metaClientCpuS = clientCpuS(client0);
         for (const s of servers) {
           const a = cpu0.get(s.kind);
-          const b = cpuOf(s.proc);
+          const b = cpuSecondsOf(s.proc);
           metaCpuS.set(s.kind, a !== undefined && b !== undefined ? b - a : undefined);
         }
       }
@@ -1561,10 +1339,10 @@ async function main(): Promise<void> {
         'each query to both servers in turn; ms from the request to the parsed JSON; median and p95 of each round, then the median of the rounds',
     );
     table.push(
-      `  matches per query (mean): ${QIDO_KINDS.map((k) => `${KIND_LABEL[k]} ${meanMatches(k).toFixed(1)}`).join(', ')}`,
+      `  matches per query (mean): ${QIDO_KINDS.map((k) => `${QIDO_KIND_LABEL[k]} ${meanMatches(k).toFixed(1)}`).join(', ')}`,
     );
     table.push(
-      `${pad('', 26, true)}${pad('median', 8)}${pad('p95', 8)}  per kind median/p95 ms: ${QIDO_KINDS.map((k) => KIND_LABEL[k]).join(' | ')}`,
+      `${pad('', 26, true)}${pad('median', 8)}${pad('p95', 8)}  per kind median/p95 ms: ${QIDO_KINDS.map((k) => QIDO_KIND_LABEL[k]).join(' | ')}`,
     );
     for (const k of kinds) {
       const s = st.get(k)!;
@@ -1597,7 +1375,7 @@ async function main(): Promise<void> {
           .join(' ')})`,
       );
       table.push(
-        `info   per kind, median Orthanc / tessera: ${QIDO_KINDS.map((k) => `${KIND_LABEL[k]} ${fx(o.perKind[k].median / t.perKind[k].median)}x`).join(', ')}`,
+        `info   per kind, median Orthanc / tessera: ${QIDO_KINDS.map((k) => `${QIDO_KIND_LABEL[k]} ${fx(o.perKind[k].median / t.perKind[k].median)}x`).join(', ')}`,
       );
       ratios = {
         median: round2(rm),
@@ -1635,7 +1413,7 @@ async function main(): Promise<void> {
     );
     Object.assign(qidoSummary, {
       queries: queries.length,
-      kinds: KIND_LABEL,
+      kinds: QIDO_KIND_LABEL,
       meanMatches: Object.fromEntries(QIDO_KINDS.map((k) => [k, round2(meanMatches(k), 1)])),
       servers: Object.fromEntries(
         kinds.map((k) => {
