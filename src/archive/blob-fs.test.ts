@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -164,6 +164,24 @@ describe('FsBlobStore', () => {
     const crashed = await store.create();
     await crashed.write(Buffer.from('x'));
     assert.equal(await new FsBlobStore(store.root).cleanupTemps(), 1);
+  });
+
+  test("on a shared folder (tempGraceMs), cleanupTemps leaves other nodes' fresh temps and removes stale ones", async () => {
+    const node1 = freshStore();
+    const upload = await node1.create();
+    await upload.write(Buffer.from('another node is still writing this'));
+    writeFileSync(join(node1.tmpDir, 'stale.tmp'), 'left by a crash an hour ago');
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(join(node1.tmpDir, 'stale.tmp'), anHourAgo, anHourAgo);
+    // Node 2 starts on the same folder: it must not remove node 1's upload in progress.
+    const node2 = new FsBlobStore(node1.root, { tempGraceMs: 600_000 });
+    assert.equal(await node2.cleanupTemps(), 1);
+    assert.deepEqual(readdirSync(node1.tmpDir), [upload.tempPath!.slice(node1.tmpDir.length + 1)]);
+    await upload.commit(blobKeyFor('1.2.3.9'));
+    assert.equal(
+      (await collect(node2.read(blobKeyFor('1.2.3.9')))).toString(),
+      'another node is still writing this',
+    );
   });
 
   test('path traversal and other unsafe keys are refused before any path is built', async () => {

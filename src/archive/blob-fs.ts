@@ -231,13 +231,21 @@ export class FsBlobStore implements BlobStore {
   /** Folders of blobs known to exist: mkdir is skipped for them (a folder is never removed while running). */
   readonly knownDirs = new Set<string>();
 
-  constructor(root: string, options: { readonly fsync?: boolean } = {}) {
+  /**
+   * `tempGraceMs`: temps `cleanupTemps` leaves alone unless last written longer ago than this. 0 (the
+   * default, one process per folder) removes every temp not of this store; a folder shared by several
+   * nodes needs a grace period, since another node's upload in progress is a temp too, and keeps
+   * being written (its mtime stays fresh) until it is published.
+   */
+  constructor(root: string, options: { readonly fsync?: boolean; readonly tempGraceMs?: number } = {}) {
     this.fsync = options.fsync !== false;
+    this.tempGraceMs = options.tempGraceMs ?? 0;
     this.root = root;
     this.blobsDir = join(root, 'blobs');
     this.tmpDir = join(root, 'tmp');
   }
 
+  readonly tempGraceMs: number;
   readonly #tempPrefix = randomBytes(9).toString('hex');
   #tempCounter = 0;
 
@@ -382,6 +390,10 @@ export class FsBlobStore implements BlobStore {
       const path = join(this.tmpDir, name);
       if (this.#active.has(path)) continue;
       try {
+        if (this.tempGraceMs > 0) {
+          const modified = (await stat(path).catch(() => undefined))?.mtimeMs;
+          if (modified === undefined || Date.now() - modified < this.tempGraceMs) continue;
+        }
         await rm(path, { force: true, recursive: true });
       } catch (err) {
         throw mapFsError(err, 'remove temp', name);

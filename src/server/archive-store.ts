@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   type BlobStore,
   type DuplicatePolicy,
@@ -60,6 +60,9 @@ export interface ArchiveLocation {
   readonly fsync?: boolean;
 }
 
+/** On a shared blob folder, temps last written longer ago than this are removed at start-up. */
+export const SHARED_TEMP_GRACE_MS = 10 * 60 * 1000;
+
 /** Whether an index location names PostgreSQL. */
 export function isPostgresUrl(location: string | undefined): boolean {
   return location !== undefined && /^postgres(ql)?:\/\//u.test(location);
@@ -81,7 +84,10 @@ export async function openArchive(location: ArchiveLocation): Promise<Archive> {
   } else {
     const folder = location.blobs ?? location.dataDir;
     await mkdir(folder, { recursive: true });
-    blobs = new FsBlobStore(folder, { fsync });
+    // A folder of its own (--blobs) may be a volume several nodes share: at start-up only temps
+    // nobody has written for a while are crash leftovers; the data dir's own are always ours.
+    const shared = location.blobs !== undefined && resolve(location.blobs) !== resolve(location.dataDir);
+    blobs = new FsBlobStore(folder, { fsync, ...(shared ? { tempGraceMs: SHARED_TEMP_GRACE_MS } : {}) });
     blobsText = folder;
   }
   const cleanedTemps = await blobs.cleanupTemps();
