@@ -21,6 +21,10 @@ interface ServeOptions {
   maxPdu?: string;
   shutdownGrace?: string;
   maxQueryResults?: string;
+  publicUrl?: string;
+  corsOrigin?: string[];
+  maxRequestBytes?: string;
+  maxConcurrentRequests?: string;
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -71,7 +75,18 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace (default info)')
     .option('--max-pdu <bytes>', 'maximum PDU length we receive (default 116794)')
     .option('--shutdown-grace <ms>', 'on SIGTERM, how long associations may go on (default 10000)')
-    .option('--max-query-results <n>', 'most matches one C-FIND returns (default 10000)')
+    .option('--max-query-results <n>', 'most matches one C-FIND or QIDO-RS request returns (default 10000)')
+    .option(
+      '--public-url <url>',
+      'the URL clients reach DICOMweb at, for RetrieveURL/BulkDataURI (default: from each request)',
+    )
+    .option(
+      '--cors-origin <origin>',
+      'allow DICOMweb requests from this browser origin (repeatable; * for any)',
+      collect,
+    )
+    .option('--max-request-bytes <n>', 'largest STOW-RS request body (default 8 GiB)')
+    .option('--max-concurrent-requests <n>', 'DICOMweb requests served at once, 503 beyond (default 64)')
     .action(async (o: ServeOptions) => {
       const flags: ConfigFlags = {
         dataDir: o.dataDir,
@@ -90,6 +105,10 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
         maxPduLength: o.maxPdu,
         shutdownGraceMs: o.shutdownGrace,
         maxQueryResults: o.maxQueryResults,
+        publicUrl: o.publicUrl,
+        corsOrigins: o.corsOrigin?.includes('*') ? '*' : o.corsOrigin,
+        maxRequestBytes: o.maxRequestBytes,
+        maxConcurrentRequests: o.maxConcurrentRequests,
       };
       const { ConfigError, loadConfig, startArchive } = await import('../server/index.ts');
       let config: ServerConfig;

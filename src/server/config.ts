@@ -219,6 +219,11 @@ export interface ConfigFlags {
   readonly maxPduLength?: string | number | undefined;
   readonly shutdownGraceMs?: string | number | undefined;
   readonly maxQueryResults?: string | number | undefined;
+  readonly publicUrl?: string | undefined;
+  /** `*` alone, or origins. */
+  readonly corsOrigins?: '*' | readonly string[] | undefined;
+  readonly maxRequestBytes?: string | number | undefined;
+  readonly maxConcurrentRequests?: string | number | undefined;
 }
 
 /** The command-line flag of each field, for messages. */
@@ -239,6 +244,10 @@ export const FLAG_NAMES: Readonly<Record<keyof ConfigFlags, string>> = {
   maxPduLength: '--max-pdu',
   shutdownGraceMs: '--shutdown-grace',
   maxQueryResults: '--max-query-results',
+  publicUrl: '--public-url',
+  corsOrigins: '--cors-origin',
+  maxRequestBytes: '--max-request-bytes',
+  maxConcurrentRequests: '--max-concurrent-requests',
 };
 
 export interface ConfigIssue {
