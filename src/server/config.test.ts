@@ -283,3 +283,21 @@ test('scale-out locations: index sqlite or postgres://, blobs a folder or s3://b
     /blobs: expected s3:\/\/bucket\[\/prefix\] with a valid bucket name/,
   );
 });
+
+test('DICOMweb flags: public URL, CORS origins (or *), limits', async () => {
+  const c = await loadConfig({
+    flags: {
+      publicUrl: 'https://pacs.example.org/dicomweb',
+      corsOrigins: ['https://viewer.example.org'],
+      maxConcurrentRequests: '8',
+    },
+  });
+  assert.equal(c.publicUrl, 'https://pacs.example.org/dicomweb');
+  assert.deepEqual(c.corsOrigins, ['https://viewer.example.org']);
+  assert.equal(c.maxConcurrentRequests, 8);
+  assert.equal((await loadConfig({ flags: { corsOrigins: '*' } })).corsOrigins, '*');
+  await assert.rejects(
+    loadConfig({ flags: { maxRequestBytes: '12' } }),
+    /maxRequestBytes: expected a size in bytes \(at least 1024\), got "12" \(from --max-request-bytes\)/,
+  );
+});
