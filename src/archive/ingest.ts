@@ -500,8 +500,9 @@ function failure(err: unknown): IngestResult {
   if (code === 'ENOSPC' || code === 'EDQUOT')
     return { status: INGEST_STATUS.OutOfResources, comment: 'out of disk space' };
   if (err instanceof CodecError) return { status: INGEST_STATUS.CannotUnderstand, comment: err.message };
-  // The input stopped short (a STOW-RS part without its closing boundary): nothing is kept.
-  if (err instanceof DicomError && err.code.endsWith('_TRUNCATED'))
+  // The input stopped short or is malformed (a STOW-RS part without its closing boundary, a broken
+  // multipart body): a problem of the request, not of our resources. Nothing is kept either way.
+  if (err instanceof DicomError && (err.code.endsWith('_TRUNCATED') || err.code.includes('_MULTIPART_')))
     return { status: INGEST_STATUS.CannotUnderstand, comment: err.message };
   return { status: INGEST_STATUS.OutOfResources, comment: `cannot store: ${(err as Error).message}` };
 }
