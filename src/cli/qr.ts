@@ -251,6 +251,32 @@ const COMMON_STORAGE: readonly string[] = (
 
 const UNCOMPRESSED = [UID.ExplicitVRLittleEndian, UID.ImplicitVRLittleEndian];
 
+/**
+ * By default `get` also accepts the common compressed syntaxes for the classes most often stored
+ * compressed, each (class, syntax) in a context of its own, so that the SCP finds one in the stored
+ * syntax (an SCP cannot decompress for us): 36 + 10 x 6 = 96 storage contexts, within 128.
+ */
+const COMPRESSED_CLASSES: readonly string[] = [
+  UID.CTImageStorage,
+  UID.MRImageStorage,
+  UID.UltrasoundImageStorage,
+  UID.UltrasoundMultiFrameImageStorage,
+  UID.ComputedRadiographyImageStorage,
+  UID.DigitalXRayImageStorageForPresentation,
+  UID.DigitalMammographyXRayImageStorageForPresentation,
+  UID.SecondaryCaptureImageStorage,
+  UID.XRayAngiographicImageStorage,
+  UID.EnhancedCTImageStorage,
+];
+const COMPRESSED = [
+  UID.JPEGBaseline8Bit,
+  UID.JPEGLosslessSV1,
+  UID.JPEGLSLossless,
+  UID.JPEG2000Lossless,
+  UID.JPEG2000,
+  UID.RLELossless,
+];
+
 export function registerQrCommands(program: Command, fail: (err: unknown) => never): void {
   qrOptions(
     program
@@ -361,7 +387,7 @@ export function registerQrCommands(program: Command, fail: (err: unknown) => nev
     )
     .option(
       '--ts <uid>',
-      'transfer syntax to accept, each in its own context (repeatable; default: Explicit/Implicit VR LE)',
+      'transfer syntax to accept, each in its own context (repeatable; default: Explicit/Implicit VR LE, and JPEG, JPEG-LS, JPEG 2000 and RLE for 10 common image classes)',
       collect,
     )
     .action(
@@ -371,8 +397,14 @@ export function registerQrCommands(program: Command, fail: (err: unknown) => nev
           const level = levelOption(o.level);
           const identifier = buildIdentifier(level, (o.key ?? []).map(parseKey), false);
           const classes = o.sopClass ?? COMMON_STORAGE;
-          const syntaxes = o.ts ? o.ts.map((ts) => [ts]) : [UNCOMPRESSED];
-          const storage = syntaxes.flatMap((ts) => getStorageContexts(classes, ts));
+          const storage = o.ts
+            ? o.ts.flatMap((ts) => getStorageContexts(classes, [ts]))
+            : [
+                ...getStorageContexts(classes, UNCOMPRESSED),
+                ...(o.sopClass
+                  ? []
+                  : COMPRESSED.flatMap((ts) => getStorageContexts(COMPRESSED_CLASSES, [ts]))),
+              ];
           if (storage.length + 1 > 128)
             throw new Error(
               `${storage.length} storage contexts (--sop-class x --ts) do not fit in one association (at most 127)`,

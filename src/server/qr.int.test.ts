@@ -28,6 +28,7 @@ import { type RunningArchive, startArchive } from './archive-server.ts';
 import { parseConfig } from './config.ts';
 import { type DimseServer, startDimseServer } from './dimse-server.ts';
 
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DATA = fileURLToPath(new URL('../../../shared/data/dicom/', import.meta.url));
 const TUTORIAL = ['blue-circle', 'green-square', 'red-triangle'].map((n) =>
   join(DATA, 'ms-tutorial', `${n}.dcm`),
@@ -434,6 +435,34 @@ describe('Query/Retrieve SCP with DCMTK findscu, movescu, getscu', { timeout: 30
     assert.equal(result.completed, 3);
     assert.deepEqual(progress, [2, 1]);
     await dimse.release();
+  });
+
+  test('tessera get retrieves a JPEG Lossless study in its stored syntax with its default contexts', async () => {
+    const out = join(dir, 'tessera-get');
+    const r = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'get',
+        '127.0.0.1',
+        String(port),
+        '--aec',
+        'TESSERA',
+        '--out',
+        out,
+        '--level',
+        'STUDY',
+        '-k',
+        'StudyInstanceUID=1.3.46.670589.11.4140.6.123890950282789940',
+      ],
+      { cwd: ROOT, timeoutMs: 60_000 },
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const files = await readdir(out);
+    assert.equal(files.length, 1);
+    assert.equal((await datasetSha256(join(out, files[0]!))).sha256, (await datasetSha256(MR_JPEG)).sha256);
   });
 
   test('the server stays up: echo after everything, and storescp still running', async () => {
