@@ -248,12 +248,12 @@ describe('FsBlobStore', () => {
 describe('disk full', () => {
   /** FileHandle.prototype: stubbing a method there stubs it on every handle the store opens. */
   async function fileHandlePrototype(): Promise<{
-    write: () => Promise<unknown>;
+    writev: (buffers: Buffer[], position: number) => Promise<unknown>;
     sync: () => Promise<void>;
   }> {
     const probe = await open(join(root, 'probe'), 'w');
     const proto = Object.getPrototypeOf(probe) as {
-      write: () => Promise<unknown>;
+      writev: (buffers: Buffer[], position: number) => Promise<unknown>;
       sync: () => Promise<void>;
     };
     await probe.close();
@@ -262,32 +262,58 @@ describe('disk full', () => {
   const errno = (code: string) =>
     Object.assign(new Error(`${code}: simulated`), { code, errno: -28, syscall: 'write' });
 
-  test('ENOSPC from a (stubbed) FileHandle write: ERR_ARCHIVE_DISK_FULL, nothing left behind', async () => {
+  test('ENOSPC from a (stubbed) FileHandle writev: ERR_ARCHIVE_DISK_FULL, nothing left behind', async () => {
     const store = freshStore();
     const proto = await fileHandlePrototype();
-    const write = mock.method(proto, 'write', async () => {
+    const writev = mock.method(proto, 'writev', async () => {
       throw errno('ENOSPC');
     });
     const w = await store.create();
     try {
-      // The first 256 KiB go to a buffer; the write that fills it reaches the disk and fails.
-      await w.write(Buffer.alloc(100_000));
+      // Each write reaches the disk (no write is in flight to gather behind) and fails; the
+      // failure sticks for every later write and the commit.
       await assert.rejects(
-        (async () => {
-          for (let i = 0; i < 10; i++) await w.write(Buffer.alloc(100_000));
-        })(),
+        w.write(Buffer.alloc(100_000)),
         (err: Error & { code?: string; cause?: { code?: string } }) => {
           assert.equal(err.code, 'ERR_ARCHIVE_DISK_FULL');
           assert.equal(err.cause?.code, 'ENOSPC');
           return true;
         },
       );
+      await assert.rejects(w.write(Buffer.alloc(10)), { code: 'ERR_ARCHIVE_DISK_FULL' });
       await assert.rejects(w.commit(blobKeyFor('1.3.1')), { code: 'ERR_ARCHIVE_DISK_FULL' });
     } finally {
-      write.mock.restore();
+      writev.mock.restore();
     }
     assert.deepEqual(readdirSync(store.tmpDir), []);
     assert.equal(await store.exists(blobKeyFor('1.3.1')), false);
+  });
+
+  test('short writes (a stubbed writev taking at most 1000 bytes) resume where they stopped', async () => {
+    const store = freshStore();
+    const proto = await fileHandlePrototype();
+    const real = proto.writev;
+    const writev = mock.method(
+      proto,
+      'writev',
+      function (this: typeof proto, buffers: Buffer[], position: number) {
+        const first = Buffer.concat(buffers).subarray(0, 1000);
+        return real.call(this, [first], position);
+      },
+    );
+    const data = randomBytes(25_000);
+    const w = await store.create();
+    try {
+      // Many chunks queued without waiting: they gather into multi-chunk writev calls.
+      const writes = [];
+      for (let at = 0; at < data.length; at += 700) writes.push(w.write(data.subarray(at, at + 700)));
+      await Promise.all(writes);
+      await w.commit(blobKeyFor('1.3.9'));
+    } finally {
+      writev.mock.restore();
+    }
+    assert.ok(writev.mock.callCount() >= 25);
+    assert.deepEqual(readFileSync(join(store.blobsDir, blobKeyFor('1.3.9'))), data);
   });
 
   test('EDQUOT at fsync during commit: ERR_ARCHIVE_DISK_FULL, the key is not published', async () => {

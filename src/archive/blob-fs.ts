@@ -24,8 +24,8 @@ import { Readable } from 'node:stream';
 import { DicomError, isDicomError } from '../core/index.ts';
 import type { BlobStore, BlobWriter, ByteRange } from './ports.ts';
 
-/** Writes smaller than this are gathered into one buffer of this size before going to disk. */
-const COALESCE_BYTES = 256 * 1024;
+/** Most chunks one `writev` takes (Linux's IOV_MAX is 1024). */
+const MAX_IOVECS = 512;
 
 /**
  * A key is 1 to 8 `/`-separated segments of lower-case letters, digits, `_`, `-` and `.`, none
@@ -90,14 +90,18 @@ class FsBlobWriter implements BlobWriter {
   readonly tempPath: string;
   readonly #store: FsBlobStore;
   readonly #handle: FileHandle;
-  #buffer: Buffer = Buffer.allocUnsafe(COALESCE_BYTES);
-  #buffered = 0;
+  /** Chunks accepted and not yet handed to the file: the next `writev` takes them all. */
+  #pending: Buffer[] = [];
+  /** Whether a queued (not yet started) write will take `#pending`. */
+  #scheduled = false;
   /** Bytes handed to the file (position of the next file write). */
   #written = 0;
   #size = 0;
   /** Serializes file writes; a rejection sticks (every later write and commit rejects). */
   #queue: Promise<void> = Promise.resolve();
   #state: 'open' | 'committing' | 'committed' | 'aborted' = 'open';
+  /** The close that follows a rename (not awaited by commit). */
+  #closing: Promise<void> | undefined;
 
   constructor(store: FsBlobStore, tempPath: string, handle: FileHandle) {
     this.#store = store;
@@ -109,19 +113,26 @@ class FsBlobWriter implements BlobWriter {
     return this.#size;
   }
 
+  /**
+   * Chunks are kept by reference until written (the port lets the caller reuse a chunk only once its
+   * promise resolved), never copied: while one write is on its way to the disk the chunks that
+   * arrive meanwhile gather, and the next write takes them all with one `writev`.
+   */
   write(chunk: Buffer): Promise<void> {
     if (this.#state !== 'open') {
       return Promise.reject(new DicomError('ERR_ARCHIVE_BLOB_CLOSED', `write after ${this.#state}`));
     }
+    if (chunk.length === 0) return this.#queue;
     this.#size += chunk.length;
-    if (chunk.length >= COALESCE_BYTES) {
-      this.#flush();
-      this.#enqueue(chunk);
-    } else {
-      if (this.#buffered + chunk.length > COALESCE_BYTES) this.#flush();
-      chunk.copy(this.#buffer, this.#buffered);
-      this.#buffered += chunk.length;
-      if (this.#buffered === COALESCE_BYTES) this.#flush();
+    this.#pending.push(chunk);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      this.#queue = this.#queue.then(() => {
+        this.#scheduled = false;
+        const parts = this.#pending;
+        this.#pending = [];
+        return this.#writeAll(parts);
+      });
     }
     return this.#queue;
   }
@@ -133,15 +144,15 @@ class FsBlobWriter implements BlobWriter {
     this.#state = 'committing';
     try {
       assertBlobKey(key);
-      this.#flush();
       await this.#queue;
       if (this.#store.fsync) await this.#handle.sync();
-      await this.#handle.close();
       const target = join(this.#store.blobsDir, key);
       const dir = dirname(target);
       const created = this.#store.knownDirs.has(dir) ? undefined : await mkdir(dir, { recursive: true });
       this.#store.knownDirs.add(dir);
       await rename(this.tempPath, target);
+      // The file is published under its name: closing the handle need not delay the answer.
+      this.#closing = this.#handle.close().catch(() => undefined);
       if (this.#store.fsync) await fsyncDirectory(dir);
       if (created !== undefined && this.#store.fsync) {
         // New folders are entries of their parents: make those durable too.
@@ -172,46 +183,47 @@ class FsBlobWriter implements BlobWriter {
     } catch {
       // The write error was reported to the caller of write/commit; the data is being discarded.
     }
-    try {
-      await this.#handle.close();
-    } catch (err) {
-      // Closing twice (after a failed commit that had closed it) is expected; report anything else.
-      if (errnoCode(err) !== 'EBADF') throw mapFsError(err, 'abort');
+    if (this.#closing !== undefined) await this.#closing;
+    else {
+      try {
+        await this.#handle.close();
+      } catch (err) {
+        // Closing twice (after a failed commit that had closed it) is expected; report anything else.
+        if (errnoCode(err) !== 'EBADF') throw mapFsError(err, 'abort');
+      }
     }
     await rm(this.tempPath, { force: true });
     this.#store.settled(this.tempPath);
-    this.#buffer = Buffer.alloc(0);
+    this.#pending = [];
   }
 
-  #flush(): void {
-    if (this.#buffered === 0) return;
-    const full = this.#buffer.subarray(0, this.#buffered);
-    this.#buffer = Buffer.allocUnsafe(COALESCE_BYTES);
-    this.#buffered = 0;
-    this.#enqueue(full);
-  }
-
-  #enqueue(data: Buffer): void {
-    this.#queue = this.#queue.then(() => this.#writeAll(data));
-  }
-
-  async #writeAll(data: Buffer): Promise<void> {
+  /** Writes `parts` in order at the end of the file, MAX_IOVECS chunks per `writev`. */
+  async #writeAll(parts: Buffer[]): Promise<void> {
     try {
-      let offset = 0;
-      while (offset < data.length) {
-        const { bytesWritten } = await this.#handle.write(
-          data,
-          offset,
-          data.length - offset,
-          this.#written + offset,
-        );
-        offset += bytesWritten;
+      for (let i = 0; i < parts.length; i += MAX_IOVECS) {
+        let batch = parts.slice(i, i + MAX_IOVECS);
+        let left = batch.reduce((n, b) => n + b.length, 0);
+        while (left > 0) {
+          const { bytesWritten } = await this.#handle.writev(batch, this.#written);
+          this.#written += bytesWritten;
+          left -= bytesWritten;
+          if (left > 0) batch = rest(batch, bytesWritten);
+        }
       }
-      this.#written += data.length;
     } catch (err) {
       throw mapFsError(err, 'write', this.tempPath);
     }
   }
+}
+
+/** What is left of `parts` once their first `n` bytes are written (a short write). */
+function rest(parts: Buffer[], n: number): Buffer[] {
+  let skip = n;
+  let i = 0;
+  while (i < parts.length && skip >= parts[i]!.length) skip -= parts[i++]!.length;
+  const left = parts.slice(i);
+  if (left.length > 0 && skip > 0) left[0] = left[0]!.subarray(skip);
+  return left;
 }
 
 /** `BlobStore` over a folder. See the module comment for the layout and durability. */

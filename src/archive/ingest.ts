@@ -82,6 +82,9 @@ export const INGEST_DEFAULTS = {
   maxBatch: 256,
 } as const;
 
+/** Bytes of a data set queued for the blob writer before ingest waits for the disk to catch up. */
+const WRITE_BACKLOG_BYTES = 4 * 1024 * 1024;
+
 interface Pending {
   readonly record: InstanceRecord;
   readonly policy: DuplicatePolicy;
@@ -161,7 +164,8 @@ export class Ingest {
 
   async ingest(data: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestResult> {
     const started = Date.now();
-    const result = await this.run(data, ctx).catch((err: unknown) => failure(err));
+    const received = { bytes: 0 };
+    const result = await this.run(data, ctx, received).catch((err: unknown) => failure(err));
     ingestChannel.publish({
       sopInstanceUid: result.sopInstanceUid ?? ctx.expected?.sopInstanceUid,
       status: result.status,
@@ -169,6 +173,7 @@ export class Ingest {
       outcome: result.outcome?.kind,
       source: ctx.source,
       ms: Date.now() - started,
+      bytes: received.bytes,
     });
     return result;
   }
@@ -224,7 +229,11 @@ export class Ingest {
     };
   }
 
-  private async run(data: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestResult> {
+  private async run(
+    data: AsyncIterable<Buffer>,
+    ctx: IngestContext,
+    received: { bytes: number },
+  ): Promise<IngestResult> {
     const syntax = transferSyntax(ctx.transferSyntaxUid);
     const expected = ctx.expected ?? {};
     const header = part10Header({
@@ -234,30 +243,67 @@ export class Ingest {
       sourceAETitle: ctx.source.aeTitle,
     });
     const parser = syntax.deflated ? deflatedParser() : streamingParser(syntax, header.length);
-    const writer = await this.deps.blobs.create();
+    // The temp blob opens while the first chunks arrive; writes are queued without waiting for each
+    // (the writer keeps their order), so the disk works while the next chunks arrive and parse, and
+    // while the record is computed. Past WRITE_BACKLOG_BYTES queued, we wait for the disk.
+    let writer: BlobWriter | undefined;
+    let writeError: unknown;
+    const noteError = (err: unknown): void => {
+      writeError ??= err;
+    };
+    const creating = this.deps.blobs.create().then((w) => {
+      writer = w;
+      return w;
+    });
+    creating.catch(noteError);
+    const write = (chunk: Buffer): Promise<void> => {
+      const queued = writer ? writer.write(chunk) : creating.then((w) => w.write(chunk));
+      queued.catch(noteError);
+      return queued;
+    };
+    const discard = async (): Promise<void> => {
+      const w = await creating.catch(() => undefined);
+      await w?.abort();
+    };
     const hash = createHash('sha256');
+    let queued: Promise<void>;
     try {
-      await writer.write(header);
+      queued = write(header);
+      let backlog = header.length;
       for await (const chunk of data) {
         hash.update(chunk);
-        await writer.write(chunk);
+        received.bytes += chunk.length;
+        queued = write(chunk);
+        backlog += chunk.length;
+        if (backlog >= WRITE_BACKLOG_BYTES) {
+          await queued;
+          backlog = 0;
+        }
         parser.push(chunk);
       }
+      if (writeError !== undefined) throw writeError;
     } catch (err) {
-      await writer.abort();
+      await discard();
       throw err;
     }
     let ds: Dataset;
     try {
       ds = parser.end();
     } catch (err) {
-      await writer.abort();
+      await discard();
       return {
         status: INGEST_STATUS.CannotUnderstand,
         comment: `cannot parse the data set: ${(err as Error).message}`,
       };
     }
-    return this.finish(writer, ds, hash.digest('hex'), header.length, ctx, syntax.deflated);
+    // The writes still on their way settle (in order) while the record is computed; every failure
+    // among them has been noted once the last one settled.
+    const settled = queued.catch(() => undefined);
+    const written = async (): Promise<void> => {
+      await settled;
+      if (writeError !== undefined) throw writeError;
+    };
+    return this.finish(await creating, ds, hash.digest('hex'), header.length, ctx, syntax.deflated, written);
   }
 
   private async finish(
@@ -266,7 +312,8 @@ export class Ingest {
     checksum: string,
     datasetOffset: number,
     ctx: IngestContext,
-    deflated = false,
+    deflated: boolean,
+    written: () => Promise<void>,
   ): Promise<IngestResult> {
     const invalid = validate(ds, ctx);
     if (invalid) {
@@ -292,6 +339,7 @@ export class Ingest {
       datasetOffset,
     });
     try {
+      await written();
       await writer.commit(blobKey);
     } catch (err) {
       await writer.abort().catch(() => undefined);

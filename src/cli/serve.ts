@@ -15,6 +15,7 @@ interface ServeOptions {
   peer?: string[];
   callingAe?: string[];
   anyCalledAe?: boolean;
+  fsync?: boolean;
   acceptUnknownSopClasses?: boolean;
   duplicates?: string;
   logLevel?: string;
@@ -65,6 +66,10 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
     )
     .option('--any-called-ae', 'accept associations whatever called AE title they use')
     .option(
+      '--no-fsync',
+      'answer a stored instance once the OS has it, without waiting for the disk (as storescp; survives a crash of tessera, not a power loss)',
+    )
+    .option(
       '--accept-unknown-sop-classes',
       'also store SOP classes the UID registry does not know (private storage classes)',
     )
@@ -99,6 +104,7 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
         peers: o.peer,
         callingAETitles: o.callingAe,
         anyCalledAETitle: o.anyCalledAe,
+        fsync: o.fsync === false ? false : undefined,
         acceptUnknownSopClasses: o.acceptUnknownSopClasses,
         duplicates: o.duplicates,
         logLevel: o.logLevel,

@@ -121,7 +121,7 @@ export class Dimse {
   private readonly slotWaiters: (() => void)[] = [];
   private closedError: Error | undefined;
   /** In-flight incoming requests by message ID, for C-CANCEL. */
-  private readonly cancels = new Map<number, AbortController>();
+  private readonly cancels = new Map<number, LazyCancel>();
 
   constructor(association: Association, handlers: Handlers = {}) {
     this.association = association;
@@ -444,7 +444,7 @@ export class Dimse {
     const rspType = type.replace('-RQ', '-RSP') as CommandName;
     let result: HandlerResult;
     const started = Date.now();
-    const cancel = new AbortController();
+    const cancel = new LazyCancel();
     if (command.messageId !== undefined) this.cancels.set(command.messageId, cancel);
     try {
       const handler = (
@@ -460,7 +460,9 @@ export class Dimse {
         association: this.association,
         dimse: this,
         dataset,
-        signal: cancel.signal,
+        get signal() {
+          return cancel.signal;
+        },
         pending: async (p) => {
           if (this.closedError || !this.association.established) throw this.closedError ?? closedNow();
           await this.sendMessage(
@@ -540,5 +542,27 @@ export class Dimse {
       incoming.fail(new AssociationAbortedError('the association ended before the data set was complete'));
     }
     for (const w of this.slotWaiters.splice(0)) w();
+  }
+}
+
+/**
+ * The cancel of one request: its AbortSignal is made only when a handler asks for it (an
+ * AbortController costs tens of microseconds, too much for every C-STORE).
+ */
+class LazyCancel {
+  #controller: AbortController | undefined;
+  #aborted = false;
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+
+  abort(): void {
+    this.#aborted = true;
+    this.#controller?.abort();
   }
 }

@@ -90,6 +90,8 @@ export class ArchiveMetrics {
       }),
       on<IngestMessage>(CHANNELS.ingest, (m) => {
         this.instancesStored.inc({ status: m.status.toString(16).toUpperCase().padStart(4, '0') });
+        // C-STORE's come with a calling AE title; STOW-RS's do not.
+        if (m.source?.aeTitle !== undefined && m.bytes) this.bytesReceived.inc(m.bytes);
       }),
     ];
     return () => {

@@ -3,7 +3,6 @@
  * SCP storing into it, the admin HTTP endpoints, structured logs and metrics; and the graceful
  * shutdown that finishes the stores in progress before the index is closed.
  */
-import { Transform, type TransformCallback } from 'node:stream';
 import type { DestinationStream } from 'pino';
 import type { HandlerResult, IncomingRequest } from '../dimse/index.ts';
 import { createDicomWebApp, DICOMWEB_DEFAULTS } from '../web/index.ts';
@@ -40,19 +39,6 @@ export interface StartOptions {
   readonly processMetrics?: boolean;
 }
 
-/** Counts the bytes of a data set on their way to ingest (for tessera_bytes_received_total). */
-function counting(count: (n: number) => void): Transform {
-  // Object mode both ways: chunks pass as they are (a byte-mode readable side would concatenate them).
-  return new Transform({
-    objectMode: true,
-    highWaterMark: 16,
-    transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback) {
-      count(chunk.length);
-      done(null, chunk);
-    },
-  });
-}
-
 export async function startArchive(
   config: ServerConfig,
   options: StartOptions = {},
@@ -73,7 +59,12 @@ export async function startArchive(
     for (const off of unsubscribe) off();
   };
   try {
-    archive = await openArchive({ dataDir: config.dataDir, index: config.index, blobs: config.blobs });
+    archive = await openArchive({
+      dataDir: config.dataDir,
+      index: config.index,
+      blobs: config.blobs,
+      fsync: config.fsync,
+    });
     const opened = archive;
     const store = archiveStore(opened.ingest, duplicatePolicyFor(config));
     dimse = await startDimseServer({
@@ -93,13 +84,7 @@ export async function startArchive(
         caseInsensitivePersonNames: config.caseInsensitivePersonNames,
         maxPduLength: config.maxPduLength,
       }),
-      store: (rq: IncomingRequest): Promise<HandlerResult> => {
-        if (!rq.dataset) return store(rq);
-        const counted = rq.dataset.pipe(counting((n) => metrics.bytesReceived.inc(n)));
-        // pipe() does not pass errors on: an association that ends mid data set must end ingest too.
-        rq.dataset.once('error', (err) => counted.destroy(err));
-        return store({ ...rq, dataset: counted });
-      },
+      store,
     });
     dimseUp = true;
     const web = await createDicomWebApp({

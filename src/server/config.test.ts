@@ -50,6 +50,7 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       peers: {},
       anyCalledAETitle: false,
+      fsync: true,
       acceptUnknownSopClasses: false,
       duplicates: 'accept-if-identical',
       duplicatesByAE: {},

@@ -146,6 +146,12 @@ export const configSchema = z.strictObject(
       .array(aeTitle, { error: (iss) => `expected a list of AE titles, got ${got(iss.input)}` })
       .min(1, { error: 'expected at least one AE title (leave the field out to accept any calling AE)' })
       .optional(),
+    /**
+     * Answer a stored instance only once it is on disk (fsync of the blob, its folder and the index).
+     * `false`: answered once the operating system has it, as DCMTK's storescp does: a crash or kill -9
+     * of Tessera still loses nothing, a power loss or kernel crash may lose the last seconds.
+     */
+    fsync: bool.default(true),
     /** Accept any called AE title, not only `aeTitle`. */
     anyCalledAETitle: bool.default(false),
     /** Also accept SOP classes the UID registry does not know (private storage classes). */
@@ -213,6 +219,7 @@ export interface ConfigFlags {
   readonly peers?: readonly string[] | undefined;
   readonly callingAETitles?: readonly string[] | undefined;
   readonly anyCalledAETitle?: boolean | undefined;
+  readonly fsync?: boolean | undefined;
   readonly acceptUnknownSopClasses?: boolean | undefined;
   readonly duplicates?: string | undefined;
   readonly logLevel?: string | undefined;
@@ -238,6 +245,7 @@ export const FLAG_NAMES: Readonly<Record<keyof ConfigFlags, string>> = {
   peers: '--peer',
   callingAETitles: '--calling-ae',
   anyCalledAETitle: '--any-called-ae',
+  fsync: '--no-fsync',
   acceptUnknownSopClasses: '--accept-unknown-sop-classes',
   duplicates: '--duplicates',
   logLevel: '--log-level',

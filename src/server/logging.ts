@@ -50,6 +50,8 @@ export interface IngestMessage {
   readonly outcome?: string;
   readonly source?: { readonly aeTitle?: string; readonly address?: string };
   readonly ms?: number;
+  /** Data set bytes received (all of them, also when the instance was not stored). */
+  readonly bytes?: number;
 }
 
 /**
