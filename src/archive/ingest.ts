@@ -328,6 +328,7 @@ export class Ingest {
       studyInstanceUid,
       seriesInstanceUid: ds.string(Tag.SeriesInstanceUID)!,
     };
+    // The record is computed while the blob writes settle.
     const blobKey = blobKeyFor(sopInstanceUid, checksum);
     const record = recordOf(ds, {
       blobKey,

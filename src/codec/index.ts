@@ -58,6 +58,7 @@ export {
   formatPersonName,
   type PersonName,
   parsePersonName,
+  splitStrings,
   type Value,
 } from './values.ts';
 export {

@@ -1,4 +1,4 @@
-import { Dataset, decodeDataset, encodeDataset } from '../codec/index.ts';
+import { splitStrings } from '../codec/index.ts';
 import { DicomError } from '../core/index.ts';
 
 /** Command Field values of PS3.7 §E.1 (Table E.1-1). */
@@ -92,39 +92,85 @@ const FIELDS: readonly [keyof Command, number, 'UI' | 'US' | 'AE' | 'LO' | 'AT']
   ['moveOriginatorMessageId', 0x00001031, 'US'],
 ];
 
-const IMPLICIT_LE = '1.2.840.10008.1.2';
 const CommandGroupLength = 0x00000000;
 const CommandFieldTag = 0x00000100;
 const CommandDataSetType = 0x00000800;
 
-/** Encodes a command set: always Implicit VR Little Endian, with Command Group Length first (PS3.7 §6.3.1). */
+/**
+ * Encodes a command set: always Implicit VR Little Endian, with Command Group Length first (PS3.7
+ * §6.3.1). Written directly (a command set is a dozen known elements of group 0000; the general data
+ * set writer costs ten times more, for every message).
+ */
 export function encodeCommand(command: Command): Buffer {
-  const ds = new Dataset();
-  ds.setValues(CommandGroupLength, [0], 'UL');
-  ds.setValues(CommandFieldTag, [CommandField[command.type]], 'US');
-  ds.setValues(CommandDataSetType, [command.hasDataSet ? 0x0000 : NO_DATA_SET], 'US');
+  const parts: [number, Buffer][] = [
+    [CommandFieldTag, us(CommandField[command.type])],
+    [CommandDataSetType, us(command.hasDataSet ? 0x0000 : NO_DATA_SET)],
+  ];
   for (const [key, t, vr] of FIELDS) {
     const v = command[key];
     if (v === undefined) continue;
-    if (Array.isArray(v)) ds.setValues(t, v as number[], vr);
-    else ds.setValues(t, [v as string | number], vr);
+    parts.push([t, encodeField(v as string | number | readonly number[], vr)]);
   }
-  return encodeDataset(ds, IMPLICIT_LE, { groupLengths: 'recalculate' });
+  parts.sort((x, y) => x[0] - y[0]);
+  let length = 0;
+  for (const [, value] of parts) length += 8 + value.length;
+  const out = Buffer.allocUnsafe(12 + length);
+  out.writeUInt32LE(CommandGroupLength, 0);
+  out.writeUInt32LE(4, 4);
+  out.writeUInt32LE(length, 8);
+  let at = 12;
+  for (const [t, value] of parts) {
+    out.writeUInt16LE(t >>> 16, at);
+    out.writeUInt16LE(t & 0xffff, at + 2);
+    out.writeUInt32LE(value.length, at + 4);
+    value.copy(out, at + 8);
+    at += 8 + value.length;
+  }
+  return out;
 }
 
-/** Decodes a command set; throws DicomError ERR_DIMSE_BAD_COMMAND when it is not one. */
-export function decodeCommand(bytes: Buffer): Command {
-  let ds: Dataset;
-  try {
-    ds = decodeDataset(bytes, IMPLICIT_LE);
-  } catch (err) {
-    throw new DicomError(
-      'ERR_DIMSE_BAD_COMMAND',
-      `the command set cannot be decoded: ${(err as Error).message}`,
-      { cause: err },
-    );
+function us(n: number): Buffer {
+  const b = Buffer.allocUnsafe(2);
+  b.writeUInt16LE(n & 0xffff, 0);
+  return b;
+}
+
+function encodeField(v: string | number | readonly number[], vr: (typeof FIELDS)[number][2]): Buffer {
+  if (vr === 'US') return us(v as number);
+  if (vr === 'AT') {
+    const tags = (Array.isArray(v) ? v : [v]) as number[];
+    const b = Buffer.allocUnsafe(4 * tags.length);
+    tags.forEach((t, i) => {
+      b.writeUInt16LE((t >>> 16) & 0xffff, 4 * i);
+      b.writeUInt16LE(t & 0xffff, 4 * i + 2);
+    });
+    return b;
   }
-  const field = ds.number(CommandFieldTag);
+  // UI pads to even length with NUL, the text VRs with a space (PS3.5 §6.2).
+  const text = String(v);
+  const odd = Buffer.byteLength(text, 'latin1') % 2 === 1;
+  return Buffer.from(odd ? `${text}${vr === 'UI' ? '\0' : ' '}` : text, 'latin1');
+}
+
+/**
+ * Decodes a command set; throws DicomError ERR_DIMSE_BAD_COMMAND when it is not one. Read directly
+ * (implicit VR little endian, every element of known VR); elements it does not know are skipped.
+ */
+export function decodeCommand(bytes: Buffer): Command {
+  const values = new Map<number, Buffer>();
+  let at = 0;
+  while (at < bytes.length) {
+    if (at + 8 > bytes.length) throw badCommand(`an element header is cut short at offset ${at}`);
+    const t = ((bytes.readUInt16LE(at) << 16) | bytes.readUInt16LE(at + 2)) >>> 0;
+    const length = bytes.readUInt32LE(at + 4);
+    if (length === 0xffffffff) throw badCommand(`element ${hexTag(t)} has an undefined length`);
+    if (at + 8 + length > bytes.length)
+      throw badCommand(`element ${hexTag(t)} of ${length} bytes runs past the end of the command set`);
+    values.set(t, bytes.subarray(at + 8, at + 8 + length));
+    at += 8 + length;
+  }
+  const fieldBytes = values.get(CommandFieldTag);
+  const field = fieldBytes === undefined ? undefined : usValue(fieldBytes);
   const type = field === undefined ? undefined : nameByField.get(field);
   if (type === undefined) {
     throw new DicomError(
@@ -132,14 +178,36 @@ export function decodeCommand(bytes: Buffer): Command {
       `unknown Command Field ${field === undefined ? '(absent)' : `0x${field.toString(16)}`}`,
     );
   }
-  const out: Record<string, unknown> = { type, hasDataSet: ds.number(CommandDataSetType) !== NO_DATA_SET };
+  const dataSetType = values.get(CommandDataSetType);
+  const out: Record<string, unknown> = {
+    type,
+    hasDataSet: (dataSetType === undefined ? undefined : usValue(dataSetType)) !== NO_DATA_SET,
+  };
   for (const [key, t, vr] of FIELDS) {
-    if (!ds.has(t)) continue;
-    if (vr === 'AT') out[key] = ds.values(t) as number[];
-    else if (vr === 'US') out[key] = ds.number(t);
-    else out[key] = ds.string(t) ?? '';
+    const v = values.get(t);
+    if (v === undefined) continue;
+    if (vr === 'US') out[key] = usValue(v);
+    else if (vr === 'AT') {
+      const tags: number[] = [];
+      for (let i = 0; i + 4 <= v.length; i += 4)
+        tags.push(((v.readUInt16LE(i) << 16) | v.readUInt16LE(i + 2)) >>> 0);
+      out[key] = tags;
+    } else out[key] = splitStrings(v.toString('latin1'), vr)[0] ?? '';
   }
   return out as unknown as Command;
+}
+
+function usValue(b: Buffer): number | undefined {
+  return b.length >= 2 ? b.readUInt16LE(0) : undefined;
+}
+
+function hexTag(t: number): string {
+  const h = t.toString(16).padStart(8, '0').toUpperCase();
+  return `(${h.slice(0, 4)},${h.slice(4)})`;
+}
+
+function badCommand(why: string): DicomError {
+  return new DicomError('ERR_DIMSE_BAD_COMMAND', `the command set cannot be decoded: ${why}`);
 }
 
 export function isResponse(type: CommandName): boolean {
