@@ -89,3 +89,48 @@ test('ingest fills the index columns the query engine matches on (study, series 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('the record computed when Pixel Data starts is used only when nothing follows it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-ingest-early-'));
+  const index = SqliteIndex.open(join(dir, 'index.sqlite'));
+  try {
+    const ingest = new Ingest({ blobs: new FsBlobStore(dir), index });
+    const pixels = Buffer.alloc(64 * 64 * 2, 7);
+    const store = async (uid: string, trailing: boolean) => {
+      const ds = instance();
+      ds.setString(Tag.SOPInstanceUID, uid);
+      ds.setValues(Tag.Rows, [64]);
+      ds.setValues(Tag.Columns, [64]);
+      ds.setValues(Tag.SamplesPerPixel, [1]);
+      ds.setValues(Tag.BitsStored, [16]);
+      ds.setValues(Tag.PixelRepresentation, [0]);
+      ds.setString(Tag.PhotometricInterpretation, 'MONOCHROME2');
+      ds.set({ kind: 'value', tag: Tag.PixelData, vr: 'OW', bytes: pixels });
+      // Data Set Trailing Padding after Pixel Data: an element the early record has not seen.
+      if (trailing) ds.set({ kind: 'value', tag: 0xfffcfffc, vr: 'OB', bytes: Buffer.alloc(4) });
+      const bytes = encodeDataset(ds, EXPLICIT_LE);
+      // Small chunks: Pixel Data starts in one chunk and ends in a later one.
+      const chunks = [];
+      for (let at = 0; at < bytes.length; at += 1000) chunks.push(bytes.subarray(at, at + 1000));
+      const result = await ingest.ingest(Readable.from(chunks), {
+        transferSyntaxUid: EXPLICIT_LE,
+        source: { aeTitle: 'TEST' },
+        policy: 'reject',
+      });
+      assert.equal(result.status, 0, result.comment);
+      return JSON.parse(index.instanceSync(uid)!.metadata) as Record<string, { BulkDataURI?: string }>;
+    };
+    const plain = await store('1.2.826.0.1.3680043.2.1125.1.10', false);
+    assert.equal(plain['7FE00010']?.BulkDataURI, 'bulk/7FE00010');
+    assert.equal(plain.FFFCFFFC, undefined);
+    const padded = await store('1.2.826.0.1.3680043.2.1125.1.11', true);
+    assert.equal(padded['7FE00010']?.BulkDataURI, 'bulk/7FE00010');
+    assert.ok(padded.FFFCFFFC, 'the element after Pixel Data is in the metadata');
+    const row = index.instanceSync('1.2.826.0.1.3680043.2.1125.1.11')!;
+    assert.equal(row.rows, 64);
+    assert.equal(row.size > pixels.length, true);
+  } finally {
+    index.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

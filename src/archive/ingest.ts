@@ -82,6 +82,12 @@ export const INGEST_DEFAULTS = {
   maxBatch: 256,
 } as const;
 
+/** A record computed from the data set as it was when Pixel Data started, and its element count then. */
+interface EarlyRecord {
+  readonly elements: number;
+  readonly record: InstanceRecord;
+}
+
 /** Bytes of a data set queued for the blob writer before ingest waits for the disk to catch up. */
 const WRITE_BACKLOG_BYTES = 4 * 1024 * 1024;
 
@@ -242,7 +248,28 @@ export class Ingest {
       transferSyntaxUid: ctx.transferSyntaxUid,
       sourceAETitle: ctx.source.aeTitle,
     });
-    const parser = syntax.deflated ? deflatedParser() : streamingParser(syntax, header.length);
+    // Once Pixel Data starts (the header has all arrived), the record is computed while the pixel data
+    // streams in, off the path from the last byte to the answer; it stands unless elements follow.
+    let early: EarlyRecord | undefined;
+    const onPixelData = (root: Dataset): void => {
+      try {
+        early = {
+          elements: root.size,
+          record: recordOf(root, {
+            blobKey: '',
+            size: 0,
+            checksum: '',
+            transferSyntaxUid: ctx.transferSyntaxUid,
+            source: ctx.source,
+            frameOffsets: frameOffsetsOf(root),
+            datasetOffset: header.length,
+          }),
+        };
+      } catch {
+        early = undefined; // computed again at the end, where its error counts
+      }
+    };
+    const parser = syntax.deflated ? deflatedParser() : streamingParser(syntax, header.length, onPixelData);
     // The temp blob opens while the first chunks arrive; writes are queued without waiting for each
     // (the writer keeps their order), so the disk works while the next chunks arrive and parse, and
     // while the record is computed. Past WRITE_BACKLOG_BYTES queued, we wait for the disk.
@@ -303,7 +330,16 @@ export class Ingest {
       await settled;
       if (writeError !== undefined) throw writeError;
     };
-    return this.finish(await creating, ds, hash.digest('hex'), header.length, ctx, syntax.deflated, written);
+    return this.finish(
+      await creating,
+      ds,
+      hash.digest('hex'),
+      header.length,
+      ctx,
+      syntax.deflated,
+      written,
+      early,
+    );
   }
 
   private async finish(
@@ -314,6 +350,7 @@ export class Ingest {
     ctx: IngestContext,
     deflated: boolean,
     written: () => Promise<void>,
+    early?: EarlyRecord,
   ): Promise<IngestResult> {
     const invalid = validate(ds, ctx);
     if (invalid) {
@@ -330,15 +367,18 @@ export class Ingest {
     };
     // The record is computed while the blob writes settle.
     const blobKey = blobKeyFor(sopInstanceUid, checksum);
-    const record = recordOf(ds, {
-      blobKey,
-      size: writer.size,
-      checksum,
-      transferSyntaxUid: ctx.transferSyntaxUid,
-      source: ctx.source,
-      frameOffsets: deflated ? undefined : frameOffsetsOf(ds),
-      datasetOffset,
-    });
+    const record =
+      early !== undefined && early.elements === ds.size
+        ? { ...early.record, instance: { ...early.record.instance, blobKey, checksum, size: writer.size } }
+        : recordOf(ds, {
+            blobKey,
+            size: writer.size,
+            checksum,
+            transferSyntaxUid: ctx.transferSyntaxUid,
+            source: ctx.source,
+            frameOffsets: deflated ? undefined : frameOffsetsOf(ds),
+            datasetOffset,
+          });
     try {
       await written();
       await writer.commit(blobKey);
@@ -489,7 +529,11 @@ interface ChunkParser {
  * Native syntaxes: a token reader parses on the way (bulk values stay references into the blob, small
  * values are copied out of the socket chunks). The first parse error stops parsing; `end` throws it.
  */
-function streamingParser(syntax: ReturnType<typeof transferSyntax>, baseOffset: number): ChunkParser {
+function streamingParser(
+  syntax: ReturnType<typeof transferSyntax>,
+  baseOffset: number,
+  onPixelData?: (root: Dataset) => void,
+): ChunkParser {
   const builder = new DatasetBuilder({
     bulkThreshold: METADATA_BULK_THRESHOLD,
     bulk: 'reference',
@@ -504,7 +548,11 @@ function streamingParser(syntax: ReturnType<typeof transferSyntax>, baseOffset: 
   });
   let error: CodecError | undefined;
   const drain = (): void => {
-    for (let t: Token | undefined = reader.next(); t !== undefined; t = reader.next()) builder.accept(t);
+    for (let t: Token | undefined = reader.next(); t !== undefined; t = reader.next()) {
+      builder.accept(t);
+      if (t.kind === 'element' && t.tag === PixelDataTag && builder.current === builder.root)
+        onPixelData?.(builder.root);
+    }
   };
   const guarded = (step: () => void): void => {
     if (error) return;

@@ -77,6 +77,10 @@ export class DatasetBuilder {
           ds.set({ kind: 'bulk', tag, vr, bulk: this.ref(tag, token.valueOffset, token.length) });
           return;
         }
+        // A value kept as a reference is complete with its header (offset and length): it is in the
+        // data set at once, so a reader of the data set so far (ingest, once Pixel Data starts) sees it.
+        if (this.options.bulk === 'reference')
+          ds.set({ kind: 'bulk', tag, vr, bulk: this.ref(tag, token.valueOffset, token.length) });
         this.open = {
           kind: 'value',
           tag,
