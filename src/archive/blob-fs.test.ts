@@ -289,6 +289,23 @@ describe('disk full', () => {
     assert.equal(await store.exists(blobKeyFor('1.3.1')), false);
   });
 
+  test('without fsync a folder of its own publishes with an inline rename; a shared one does not', async () => {
+    const store = new FsBlobStore(join(root, `store-${++n}`), { fsync: false });
+    assert.equal(store.inlineRename, true);
+    assert.equal(
+      new FsBlobStore(join(root, `store-${++n}`), { fsync: false, tempGraceMs: 1000 }).inlineRename,
+      false,
+    );
+    assert.equal(new FsBlobStore(join(root, `store-${++n}`)).inlineRename, false);
+    const data = randomBytes(70_000);
+    const w = await store.create();
+    await w.write(data.subarray(0, 30_000));
+    await w.write(data.subarray(30_000));
+    await w.commit(blobKeyFor('1.3.8'));
+    assert.deepEqual(await collect(store.read(blobKeyFor('1.3.8'))), data);
+    assert.deepEqual(readdirSync(store.tmpDir), []);
+  });
+
   test('short writes (a stubbed writev taking at most 1000 bytes) resume where they stopped', async () => {
     const store = freshStore();
     const proto = await fileHandlePrototype();

@@ -11,7 +11,13 @@ import { Tag } from '../dictionary/index.ts';
 import { Dataset } from './dataset.ts';
 import { datasetToJson } from './json.ts';
 import { readPart10, readPart10Stream } from './part10.ts';
-import { part10Chunks, writePart10 } from './writer.ts';
+import {
+  IMPLEMENTATION_CLASS_UID,
+  IMPLEMENTATION_VERSION_NAME,
+  part10Chunks,
+  part10Header,
+  writePart10,
+} from './writer.ts';
 
 const SYNTAXES = [
   '1.2.840.10008.1.2',
@@ -206,4 +212,36 @@ test('property: read(write(ds)) has the same DICOM JSON in every syntax', () => 
     }),
     { numRuns: 300 },
   );
+});
+
+test('part10Header writes the File Meta Information the general writer does, byte for byte', () => {
+  const cases = [
+    {
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      sopInstanceUid: '1.2.3.4',
+      transferSyntaxUid: '1.2.840.10008.1.2.1',
+      sourceAETitle: 'ODDAE',
+    },
+    {
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.4',
+      sopInstanceUid: '1.2.3.45',
+      transferSyntaxUid: '1.2.840.10008.1.2',
+      sourceAETitle: 'EVEN',
+    },
+    { sopClassUid: undefined, sopInstanceUid: undefined, transferSyntaxUid: '1.2.840.10008.1.2.4.50' },
+  ];
+  for (const c of cases) {
+    const meta = new Dataset({ littleEndian: true });
+    meta.setValues(0x00020000, [0], 'UL');
+    meta.setBytes(0x00020001, 'OB', Buffer.from([0, 1]));
+    if (c.sopClassUid) meta.setValues(0x00020002, [c.sopClassUid], 'UI');
+    if (c.sopInstanceUid) meta.setValues(0x00020003, [c.sopInstanceUid], 'UI');
+    meta.setValues(0x00020010, [c.transferSyntaxUid], 'UI');
+    meta.setValues(0x00020012, [IMPLEMENTATION_CLASS_UID], 'UI');
+    meta.setValues(0x00020013, [IMPLEMENTATION_VERSION_NAME], 'SH');
+    if (c.sourceAETitle) meta.setValues(0x00020016, [c.sourceAETitle], 'AE');
+    // An empty data set: the general writer's file is its header alone.
+    const reference = writePart10({ dataset: new Dataset(), meta }, c.transferSyntaxUid);
+    assert.deepEqual(part10Header(c), reference, JSON.stringify(c));
+  }
 });

@@ -378,5 +378,41 @@ async function resolve(p: { readonly bulk: BulkRef; readonly swap: number }): Pr
  * written after it as received: what a storage SCP puts in front of a C-STORE data set (PS3.10 §7.1).
  */
 export function part10Header(meta: MetaFields): Buffer {
-  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), encodeMeta(generatedMeta(meta))]);
+  // Written directly (ingest writes one per instance): the same bytes as encoding generatedMeta(meta).
+  const elements: [number, string, Buffer][] = [[0x00020001, 'OB', Buffer.from([0x00, 0x01])]];
+  const text = (tag: number, vr: string, value: string, pad: string): void => {
+    elements.push([tag, vr, Buffer.from(value.length % 2 === 1 ? value + pad : value, 'latin1')]);
+  };
+  if (meta.sopClassUid) text(MediaStorageSOPClassUID, 'UI', meta.sopClassUid, '\0');
+  if (meta.sopInstanceUid) text(MediaStorageSOPInstanceUID, 'UI', meta.sopInstanceUid, '\0');
+  text(TransferSyntaxUID, 'UI', meta.transferSyntaxUid, '\0');
+  text(0x00020012, 'UI', IMPLEMENTATION_CLASS_UID, '\0');
+  text(0x00020013, 'SH', IMPLEMENTATION_VERSION_NAME, ' ');
+  if (meta.sourceAETitle) text(0x00020016, 'AE', meta.sourceAETitle, ' ');
+  let groupLength = 0;
+  for (const [, vr, value] of elements) groupLength += (vr === 'OB' ? 12 : 8) + value.length;
+  const out = Buffer.alloc(132 + 12 + groupLength);
+  out.write('DICM', 128, 'latin1');
+  let at = 132;
+  const head = (tag: number, vr: string, length: number): void => {
+    out.writeUInt16LE(tag >>> 16, at);
+    out.writeUInt16LE(tag & 0xffff, at + 2);
+    out.write(vr, at + 4, 'latin1');
+    if (vr === 'OB') {
+      out.writeUInt32LE(length, at + 8);
+      at += 12;
+    } else {
+      out.writeUInt16LE(length, at + 6);
+      at += 8;
+    }
+  };
+  head(0x00020000, 'UL', 4);
+  out.writeUInt32LE(groupLength, at);
+  at += 4;
+  for (const [tag, vr, value] of elements) {
+    head(tag, vr, value.length);
+    value.copy(out, at);
+    at += value.length;
+  }
+  return out;
 }
