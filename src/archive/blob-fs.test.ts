@@ -1,12 +1,12 @@
 /**
  * FsBlobStore on real folders (and blob keys): write / commit / read / ranges / delete, temps,
- * refused keys, disk full (a stubbed FileHandle, and a real 256 KiB tmpfs in a private mount
+ * refused keys, disk full (stubbed fs calls, and a real 256 KiB tmpfs in a private mount
  * namespace when `unshare` allows one).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,10 +123,7 @@ describe('FsBlobStore', () => {
 
   test('commit fsyncs the file and the folders before it resolves', async () => {
     const store = freshStore();
-    const probe = await open(join(root, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
-    await probe.close();
-    const sync = mock.method(proto, 'sync');
+    const sync = mock.method(fs, 'fsync');
     try {
       await put(store, blobKeyFor('1.2.3.6'), Buffer.from('x'));
       // file + ab (received the file) + blobs (received ab); the store root at first use.
@@ -246,27 +243,15 @@ describe('FsBlobStore', () => {
 });
 
 describe('disk full', () => {
-  /** FileHandle.prototype: stubbing a method there stubs it on every handle the store opens. */
-  async function fileHandlePrototype(): Promise<{
-    writev: (buffers: Buffer[], position: number) => Promise<unknown>;
-    sync: () => Promise<void>;
-  }> {
-    const probe = await open(join(root, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as {
-      writev: (buffers: Buffer[], position: number) => Promise<unknown>;
-      sync: () => Promise<void>;
-    };
-    await probe.close();
-    return proto;
-  }
+  /* fs.writev / fs.fsync are looked up at each call: stubbing them stubs every file the store writes. */
   const errno = (code: string) =>
     Object.assign(new Error(`${code}: simulated`), { code, errno: -28, syscall: 'write' });
 
-  test('ENOSPC from a (stubbed) FileHandle writev: ERR_ARCHIVE_DISK_FULL, nothing left behind', async () => {
+  test('ENOSPC from a (stubbed) fs.writev: ERR_ARCHIVE_DISK_FULL, nothing left behind', async () => {
     const store = freshStore();
-    const proto = await fileHandlePrototype();
-    const writev = mock.method(proto, 'writev', async () => {
-      throw errno('ENOSPC');
+    const writev = mock.method(fs, 'writev', (...args: unknown[]) => {
+      const callback = args.at(-1) as (err: Error) => void;
+      process.nextTick(() => callback(errno('ENOSPC')));
     });
     const w = await store.create();
     try {
@@ -308,14 +293,12 @@ describe('disk full', () => {
 
   test('short writes (a stubbed writev taking at most 1000 bytes) resume where they stopped', async () => {
     const store = freshStore();
-    const proto = await fileHandlePrototype();
-    const real = proto.writev;
+    const real = fs.writev;
     const writev = mock.method(
-      proto,
+      fs,
       'writev',
-      function (this: typeof proto, buffers: Buffer[], position: number) {
-        const first = Buffer.concat(buffers).subarray(0, 1000);
-        return real.call(this, [first], position);
+      (fd: number, buffers: Buffer[], position: number, callback: (err: Error | null, n: number) => void) => {
+        real(fd, [Buffer.concat(buffers).subarray(0, 1000)], position, callback);
       },
     );
     const data = randomBytes(25_000);
@@ -335,11 +318,10 @@ describe('disk full', () => {
 
   test('EDQUOT at fsync during commit: ERR_ARCHIVE_DISK_FULL, the key is not published', async () => {
     const store = freshStore();
-    const proto = await fileHandlePrototype();
     const w = await store.create();
     await w.write(Buffer.from('data'));
-    const sync = mock.method(proto, 'sync', async () => {
-      throw errno('EDQUOT');
+    const sync = mock.method(fs, 'fsync', (_fd: number, callback: (err: Error) => void) => {
+      process.nextTick(() => callback(errno('EDQUOT')));
     });
     try {
       await assert.rejects(w.commit(blobKeyFor('1.3.2')), { code: 'ERR_ARCHIVE_DISK_FULL' });
