@@ -10,12 +10,16 @@
  * Two data sets: "large" = N CT-like instances of 0.5 MiB, "small" = M CT-like instances of ~8 KiB.
  * For each set, with one association and with P (storescu has no parallel option, so P storescu
  * processes each send every P-th file):
- * (a) storescu -> `tessera serve` (a child process, fresh archive for each run: index + blobs);
+ * (a) storescu -> `tessera serve` (a child process, fresh archive for each run: index + blobs), durable
+ *     (fsync of each instance before its answer, the default) and with --no-fsync (answered once the OS
+ *     has it, as storescp; a crash of the process still loses nothing);
  * (b) the same SCUs -> DCMTK `storescp -od D +xa PORT` (single process, as DCMTK runs it by default:
  *     it serves one association at a time, so P storescu are served one after another), and, for P
- *     associations, also `storescp --fork` (one child process per association); ratio (a)/(b);
+ *     associations, also `storescp --fork` (one child process per association); ratio (a)/(b), the
+ *     target on --no-fsync (storescp does not fsync either);
  * (c) the same SCUs -> Orthanc (Debian package, default SQLite index, a fresh storage and index folder
- *     for each run); ratio (a)/(c);
+ *     for each run; Orthanc 1.10 fsyncs its storage area by default, SyncStorageArea); ratio (a)/(c),
+ *     the target on durable Tessera;
  * (d) `tessera store [--parallel P]` -> storescp vs storescu -> storescp: the ratio of the SCUs (by
  *     default on the large set only, --scu-sets). With P associations both SCUs send to `storescp
  *     --fork` (so the SCP does not serialize them) and also to the single-process storescp.
@@ -795,7 +799,10 @@ function dropFromPageCache(dir: string): void {
 // ---------------------------------------------------------------------------------------------------
 // Runs
 
-type ScpKind = 'tessera' | 'storescp' | 'storescp-fork' | 'orthanc';
+type ScpKind = 'tessera' | 'tessera-nofsync' | 'storescp' | 'storescp-fork' | 'orthanc';
+
+/** `tessera serve`, durable (the default) or with --no-fsync (storescp's durability). */
+const isTessera = (kind: ScpKind): boolean => kind === 'tessera' || kind === 'tessera-nofsync';
 type ScuKind = 'storescu' | 'tessera';
 
 interface Config {
@@ -808,6 +815,7 @@ interface Config {
 
 const SCP_LABEL: Record<ScpKind, string> = {
   tessera: 'tessera serve',
+  'tessera-nofsync': 'tessera serve --no-fsync',
   storescp: 'storescp',
   'storescp-fork': 'storescp --fork',
   orthanc: 'Orthanc',
@@ -815,6 +823,7 @@ const SCP_LABEL: Record<ScpKind, string> = {
 
 const CALLED_AE: Record<ScpKind, string> = {
   tessera: 'TESSERA',
+  'tessera-nofsync': 'TESSERA',
   storescp: 'STORESCP',
   'storescp-fork': 'STORESCP',
   orthanc: 'ORTHANC',
@@ -845,11 +854,13 @@ function configs(args: Args): Config[] {
     };
     const scu = args.scuSets.includes(set);
     add('storescu', 'tessera', 1);
+    add('storescu', 'tessera-nofsync', 1);
     add('storescu', 'storescp', 1);
     if (args.orthanc) add('storescu', 'orthanc', 1);
     if (scu) add('tessera', 'storescp', 1);
     if (P > 1) {
       add('storescu', 'tessera', P);
+      add('storescu', 'tessera-nofsync', P);
       add('storescu', 'storescp', P);
       add('storescu', 'storescp-fork', P);
       if (args.orthanc) add('storescu', 'orthanc', P);
@@ -909,7 +920,7 @@ function orthancConfig(dir: string, port: number, httpPort: number): string {
 }
 
 function startServer(kind: ScpKind, dir: string, port: number, httpPort: number | undefined): Proc {
-  if (kind === 'tessera') {
+  if (isTessera(kind)) {
     return launch(
       process.execPath,
       [
@@ -925,6 +936,7 @@ function startServer(kind: ScpKind, dir: string, port: number, httpPort: number 
         '--host',
         HOST,
         '--any-called-ae',
+        ...(kind === 'tessera-nofsync' ? ['--no-fsync'] : []),
       ],
       { group: true },
     );
@@ -1047,7 +1059,7 @@ async function runOnce(
   let received = { count: 0, bytes: 0, small: 0 };
   const port = await freePort();
   let httpPort: number | undefined;
-  if (c.scp === 'orthanc' || (c.scp === 'tessera' && tesseraHttpPortFlag)) {
+  if (c.scp === 'orthanc' || (isTessera(c.scp) && tesseraHttpPortFlag)) {
     do httpPort = await freePort();
     while (httpPort === port);
   }
@@ -1057,7 +1069,7 @@ async function runOnce(
       server = startServer(c.scp, dir, port, httpPort);
       await waitForPort(port, server, SCP_LABEL[c.scp]);
       if (c.scp === 'orthanc') await waitForOrthancHttp(HOST, httpPort!, server, SERVER_READY_MS);
-      if (c.scp === 'tessera') serverStartRssKiB = procStatusKiB(server.pid, 'VmRSS');
+      if (isTessera(c.scp)) serverStartRssKiB = procStatusKiB(server.pid, 'VmRSS');
       const serverCpu0 = procCpu(server.pid);
       const self0 = procCpu('self');
       const t0 = performance.now();
@@ -1098,10 +1110,13 @@ async function runOnce(
     }
     // Counted once the server is gone (every C-STORE was answered before the SCUs exited).
     try {
-      const receiveDir =
-        c.scp === 'tessera' ? path.join(dir, 'blobs') : c.scp === 'orthanc' ? path.join(dir, 'storage') : dir;
+      const receiveDir = isTessera(c.scp)
+        ? path.join(dir, 'blobs')
+        : c.scp === 'orthanc'
+          ? path.join(dir, 'storage')
+          : dir;
       received = countFiles(receiveDir, frameBytes(files.spec));
-      if (c.scp === 'tessera') indexed = tesseraIndexedCount(dir);
+      if (isTessera(c.scp)) indexed = tesseraIndexedCount(dir);
     } catch (err) {
       problems.push(`counting what was received: ${(err as Error).message}`);
     }
@@ -1228,28 +1243,46 @@ function comparisons(args: Args, cfgs: readonly Config[]): Comparison[] {
         out.push({ key: `${set}.${key}`, set, what: `${set}: ${what}`, a, b, threshold, target });
     };
     // Issue 4: Tessera (indexing) >= 1.0x storescp on the large files; the small set is information.
+    // storescp does not fsync: the target compares it with `tessera serve --no-fsync` (the same
+    // durability: a crash of the process loses nothing, a power loss may); durable Tessera is shown too.
     const vsStorescp = set === 'large';
     add(
       'scp1',
-      'tessera serve / storescp, 1 association (storescu)',
-      id('storescu', 'tessera', 1),
+      'tessera serve --no-fsync / storescp, 1 association (storescu; neither fsyncs)',
+      id('storescu', 'tessera-nofsync', 1),
       id('storescu', 'storescp', 1),
       TARGET_RATIO,
       vsStorescp,
     );
+    add(
+      'scp1Durable',
+      'tessera serve (fsync) / storescp (no fsync), 1 association (storescu)',
+      id('storescu', 'tessera', 1),
+      id('storescu', 'storescp', 1),
+      TARGET_RATIO,
+      false,
+    );
     if (P > 1) {
       add(
         `scp${P}`,
-        `tessera serve / storescp, ${P} associations (storescu x${P}; storescp serves them one at a time)`,
-        id('storescu', 'tessera', P),
+        `tessera serve --no-fsync / storescp, ${P} associations (storescu x${P}; storescp serves them one at a time)`,
+        id('storescu', 'tessera-nofsync', P),
         id('storescu', 'storescp', P),
         TARGET_RATIO,
         vsStorescp,
       );
       add(
-        `scp${P}Fork`,
-        `tessera serve / storescp --fork, ${P} associations (storescu x${P})`,
+        `scp${P}Durable`,
+        `tessera serve (fsync) / storescp (no fsync), ${P} associations (storescu x${P})`,
         id('storescu', 'tessera', P),
+        id('storescu', 'storescp', P),
+        TARGET_RATIO,
+        false,
+      );
+      add(
+        `scp${P}Fork`,
+        `tessera serve --no-fsync / storescp --fork, ${P} associations (storescu x${P})`,
+        id('storescu', 'tessera-nofsync', P),
         id('storescu', 'storescp-fork', P),
         TARGET_RATIO,
         false,
@@ -1257,7 +1290,7 @@ function comparisons(args: Args, cfgs: readonly Config[]): Comparison[] {
     }
     add(
       'orthanc1',
-      'tessera serve / Orthanc, 1 association (storescu)',
+      'tessera serve / Orthanc, 1 association (storescu; both fsync each instance)',
       id('storescu', 'tessera', 1),
       id('storescu', 'orthanc', 1),
       TARGET_ORTHANC_RATIO,
@@ -1266,7 +1299,7 @@ function comparisons(args: Args, cfgs: readonly Config[]): Comparison[] {
     if (P > 1)
       add(
         `orthanc${P}`,
-        `tessera serve / Orthanc, ${P} associations (storescu x${P})`,
+        `tessera serve / Orthanc, ${P} associations (storescu x${P}; both fsync each instance)`,
         id('storescu', 'tessera', P),
         id('storescu', 'orthanc', P),
         TARGET_ORTHANC_RATIO,
@@ -1432,9 +1465,11 @@ async function main(): Promise<void> {
     table.push(header('SCPs, storescu sending', 'tessera / storescp', 'tessera / Orthanc'));
     for (const k of P > 1 ? [1, P] : [1]) {
       const t = id('storescu', 'tessera', k);
+      const tn = id('storescu', 'tessera-nofsync', k);
       row(t, r(t, id('storescu', 'storescp', k)), r(t, id('storescu', 'orthanc', k)));
+      row(tn, r(tn, id('storescu', 'storescp', k)), r(tn, id('storescu', 'orthanc', k)));
       row(id('storescu', 'storescp', k));
-      if (k > 1) row(id('storescu', 'storescp-fork', k), r(t, id('storescu', 'storescp-fork', k)));
+      if (k > 1) row(id('storescu', 'storescp-fork', k), r(tn, id('storescu', 'storescp-fork', k)));
       row(id('storescu', 'orthanc', k));
     }
     if (args.scuSets.includes(set)) {
@@ -1460,8 +1495,8 @@ async function main(): Promise<void> {
     overhead.tsxKiB !== undefined && overhead.plainKiB !== undefined
       ? (overhead.tsxKiB - overhead.plainKiB) / 1024
       : undefined;
-  const tesseraRuns = [...warmUps, ...[...byConfig.values()].flat()].filter(
-    (x) => cfgOf(x.config).scp === 'tessera',
+  const tesseraRuns = [...warmUps, ...[...byConfig.values()].flat()].filter((x) =>
+    isTessera(cfgOf(x.config).scp),
   );
   const tesseraPeaks = tesseraRuns.map((x) => x.serverPeakRssKiB).filter((x): x is number => x !== undefined);
   const worstRssMiB = tesseraPeaks.length ? Math.max(...tesseraPeaks) / 1024 : undefined;
@@ -1596,11 +1631,11 @@ async function main(): Promise<void> {
             roundsMs: s.runs.map((x) => (x.ok ? round(x.ms, 1) : null)),
             failedRuns: s.runs.length - s.good.length,
             received: s.runs.map((x) => x.received),
-            ...(c.scp === 'tessera' || c.scp === 'orthanc'
+            ...(isTessera(c.scp) || c.scp === 'orthanc'
               ? { indexed: s.runs.map((x) => x.indexed ?? null) }
               : {}),
             serverPeakRssMiB: round(s.serverPeakRssMiB, 1),
-            ...(c.scp === 'tessera' ? { serverStartRssMiB: round(s.serverStartRssMiB, 1) } : {}),
+            ...(isTessera(c.scp) ? { serverStartRssMiB: round(s.serverStartRssMiB, 1) } : {}),
             serverCpuS: round(s.serverCpuS, 2),
             scuCpuS: round(s.scuCpuS, 2),
             ...(c.scu === 'tessera' ? { scuSelfReportedS: round(s.scuSelfReportedS, 2) } : {}),

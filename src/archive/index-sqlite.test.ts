@@ -367,6 +367,59 @@ if (isMainThread) {
       index.close();
     });
   });
+
+  describe('POOLED: commits resolve after an fsync of the WAL on the thread pool', () => {
+    test('commit waits for the fsync; concurrent commits share fsyncs; deletes wait too', async () => {
+      const { rec, items } = await import('./index-contract.ts');
+      const dir = mkdtempSync(join(tmpdir(), 'tessera-pooled-'));
+      const index = SqliteIndex.open(join(dir, 'index.sqlite'), { synchronous: 'POOLED' });
+      const fs = (await import('node:fs')).default;
+      const { mock } = await import('node:test');
+      // Each fsync is held until released, to see who waits for it.
+      const held: (() => void)[] = [];
+      const fsync = mock.method(fs, 'fsync', (fd: number, callback: (err: Error | null) => void) => {
+        held.push(() => callback(null));
+        void fd;
+      });
+      try {
+        let done = false;
+        const first = index.commit(items('reject', rec({ sop: '1.9.1' }))).then((o) => {
+          done = true;
+          return o;
+        });
+        await new Promise((r) => setTimeout(r, 20));
+        assert.equal(fsync.mock.callCount(), 1);
+        assert.equal(done, false, 'commit resolved before its fsync');
+        // Committed (visible) already; durable once the fsync completes.
+        assert.equal(index.instanceSync('1.9.1')?.sopInstanceUid, '1.9.1');
+        // Ten more while the first fsync is in flight: they wait for one fsync that starts after it.
+        const more = Array.from({ length: 10 }, (_, i) =>
+          index.commit(items('reject', rec({ sop: `1.9.2.${i}` }))),
+        );
+        await new Promise((r) => setTimeout(r, 20));
+        assert.equal(fsync.mock.callCount(), 1, 'the second fsync waits for the first');
+        held.shift()!();
+        assert.deepEqual(await first, [{ kind: 'stored' }]);
+        await new Promise((r) => setTimeout(r, 20));
+        assert.equal(fsync.mock.callCount(), 2, 'one fsync for the ten');
+        held.shift()!();
+        for (const outcome of await Promise.all(more)) assert.deepEqual(outcome, [{ kind: 'stored' }]);
+        const deleting = index.deleteInstance('1.9.1');
+        await new Promise((r) => setTimeout(r, 20));
+        assert.equal(fsync.mock.callCount(), 3);
+        held.shift()!();
+        assert.equal((await deleting)?.blobKey !== undefined, true);
+      } finally {
+        fsync.mock.restore();
+        index.closeSync();
+      }
+      // The rows are in the file.
+      const reopened = SqliteIndex.open(join(dir, 'index.sqlite'));
+      assert.equal(reopened.countsSync().instances, 10);
+      reopened.closeSync();
+      rmSync(dir, { recursive: true, force: true });
+    });
+  });
 } else {
   // Worker: commits its own instances and 50 shared ones, in batches of 1 to 4, into one study.
   const { path, worker, count, go } = workerData as {

@@ -2,7 +2,8 @@
  * The embedded index: one SQLite file (better-sqlite3) in WAL mode.
  *
  * Connection: WAL, `synchronous=FULL` by default (a commit is durable when `commit` returns; NORMAL
- * is durable against a process crash but may lose the last transactions on power loss), a busy
+ * is durable against a process crash but may lose the last transactions on power loss; POOLED is
+ * FULL's durability with the WAL fsync on the thread pool, what the server uses), a busy
  * timeout (writers of other connections or processes are waited for, not failed), foreign keys on,
  * migrations of schema.ts run at open. Every write is one `BEGIN IMMEDIATE` transaction, so two
  * connections never deadlock on a read-to-write upgrade and counter updates (`n = n + 1`) of
@@ -29,6 +30,7 @@
  * An overwrite (policy 'overwrite', different bytes) removes the old instance first, so when it was
  * the only instance of its study, the study row is rebuilt from the new one.
  */
+import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { DicomError } from '../core/index.ts';
 import {
@@ -54,8 +56,14 @@ import { SQLITE_DIALECT } from './query.ts';
 import { MIGRATIONS, type Migration } from './schema.ts';
 
 export interface SqliteIndexOptions {
-  /** FULL (default): durable against power loss at each commit. NORMAL: against process crashes only. */
-  readonly synchronous?: 'FULL' | 'NORMAL';
+  /**
+   * FULL (default): durable against power loss at each commit. NORMAL: against process crashes only.
+   * POOLED: as durable as FULL for the asynchronous writes (`commit`, `deleteInstance` resolve once
+   * the WAL is fsynced), but the fsync runs on the thread pool, shared by the writes that came
+   * meanwhile, instead of blocking the event loop inside SQLite (which runs NORMAL); the `*Sync`
+   * twins are then durable against process crashes only when they return.
+   */
+  readonly synchronous?: 'FULL' | 'NORMAL' | 'POOLED';
   /** How long a write waits for another connection's transaction, in ms (default 10000). */
   readonly busyTimeoutMs?: number;
 }
@@ -384,10 +392,10 @@ export class SqliteIndex implements Index {
   /** Opens (creating if needed) and migrates the index file. `':memory:'` works for throwaway use. */
   static open(path: string, options: SqliteIndexOptions = {}): SqliteIndex {
     const synchronous = options.synchronous ?? SQLITE_INDEX_DEFAULTS.synchronous;
-    if (synchronous !== 'FULL' && synchronous !== 'NORMAL') {
+    if (synchronous !== 'FULL' && synchronous !== 'NORMAL' && synchronous !== 'POOLED') {
       throw new DicomError(
         'ERR_ARCHIVE_INDEX',
-        `synchronous must be FULL or NORMAL, not ${String(synchronous)}`,
+        `synchronous must be FULL, NORMAL or POOLED, not ${String(synchronous)}`,
       );
     }
     let db: Db;
@@ -398,10 +406,12 @@ export class SqliteIndex implements Index {
     }
     try {
       db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${synchronous}`);
+      db.pragma(`synchronous = ${synchronous === 'POOLED' ? 'NORMAL' : synchronous}`);
       db.pragma('foreign_keys = ON');
       migrate(db);
-      return new SqliteIndex(db);
+      const index = new SqliteIndex(db);
+      if (synchronous === 'POOLED' && path !== ':memory:') index.#walPath = `${path}-wal`;
+      return index;
     } catch (err) {
       db.close();
       throw mapSqliteError(err, `open ${path}`);
@@ -409,7 +419,58 @@ export class SqliteIndex implements Index {
   }
 
   async commit(batch: readonly CommitItem[]): Promise<CommitOutcome[]> {
-    return this.commitSync(batch);
+    const outcomes = this.commitSync(batch);
+    await this.#durable();
+    return outcomes;
+  }
+
+  /** POOLED: the WAL file of this index, fsynced on the thread pool after writes. */
+  #walPath: string | undefined;
+  #walFd: number | undefined;
+  /** The WAL fsync in flight, and the one queued behind it for the writes that came meanwhile. */
+  #syncing: Promise<void> | undefined;
+  #queued: Promise<void> | undefined;
+
+  /**
+   * Resolves once every transaction committed so far is on disk (POOLED; at once otherwise): an fsync
+   * of the WAL (any descriptor of the file will do) that started after them. One in flight started
+   * too early for the latest writes: one more follows it, shared by all that arrive meanwhile.
+   */
+  #durable(): Promise<void> {
+    if (this.#walPath === undefined) return Promise.resolve();
+    if (this.#syncing === undefined) {
+      const run = this.#fsyncWal().finally(() => {
+        if (this.#syncing === run) this.#syncing = undefined;
+      });
+      this.#syncing = run;
+      return run;
+    }
+    this.#queued ??= this.#syncing
+      .catch(() => undefined)
+      .then(() => {
+        this.#queued = undefined;
+        return this.#durable();
+      });
+    return this.#queued;
+  }
+
+  async #fsyncWal(): Promise<void> {
+    try {
+      this.#walFd ??= fs.openSync(this.#walPath!, 'r');
+      const fd = this.#walFd;
+      await new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT')
+        throw new DicomError(
+          'ERR_ARCHIVE_DISK_FULL',
+          `index volume full (${code}) during fsync of the write-ahead log`,
+          {
+            cause: err,
+          },
+        );
+      throw mapSqliteError(err, 'fsync of the write-ahead log');
+    }
   }
 
   /** `commit`, synchronously (the embedded adapter's own API; the port is async). */
@@ -529,7 +590,9 @@ export class SqliteIndex implements Index {
   }
 
   async deleteInstance(sopInstanceUid: string): Promise<{ blobKey: string } | undefined> {
-    return this.deleteInstanceSync(sopInstanceUid);
+    const deleted = this.deleteInstanceSync(sopInstanceUid);
+    await this.#durable();
+    return deleted;
   }
 
   deleteInstanceSync(sopInstanceUid: string): { blobKey: string } | undefined {
@@ -614,6 +677,8 @@ export class SqliteIndex implements Index {
 
   closeSync(): void {
     this.#db.close();
+    if (this.#walFd !== undefined) fs.closeSync(this.#walFd);
+    this.#walFd = undefined;
   }
 
   #read<T>(fn: () => T, action: string): T {

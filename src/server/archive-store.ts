@@ -34,7 +34,7 @@ export async function openEmbeddedArchive(
   const fsync = options.fsync !== false;
   const blobs = new FsBlobStore(dataDir, { fsync });
   const cleanedTemps = await blobs.cleanupTemps();
-  const index = SqliteIndex.open(join(dataDir, 'index.sqlite'), { synchronous: fsync ? 'FULL' : 'NORMAL' });
+  const index = SqliteIndex.open(join(dataDir, 'index.sqlite'), { synchronous: fsync ? 'POOLED' : 'NORMAL' });
   const ingest = new Ingest({ blobs, index });
   return { ingest, index, blobs, cleanedTemps, close: () => index.closeSync() };
 }
@@ -98,7 +98,7 @@ export async function openArchive(location: ArchiveLocation): Promise<Archive> {
     indexText = location.index!.replace(/\/\/([^:@/]+):[^@/]*@/u, '//$1:***@');
   } else {
     const path = join(location.dataDir, 'index.sqlite');
-    index = SqliteIndex.open(path, { synchronous: fsync ? 'FULL' : 'NORMAL' });
+    index = SqliteIndex.open(path, { synchronous: fsync ? 'POOLED' : 'NORMAL' });
     indexText = `sqlite:${path}`;
   }
   const ingest = new Ingest({ blobs, index });
