@@ -106,6 +106,7 @@ import {
   readFlags,
   readPhases,
   round2,
+  tesseraEntry,
   tesseraServeArgv,
   waitForOrthancHttp,
   waitForPort,
@@ -121,7 +122,8 @@ const HOST = '127.0.0.1';
 const BENCH_DIR = path.join(os.tmpdir(), 'tessera-bench-qr');
 const SCRIPT = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SCRIPT), '..');
-const TESSERA_MAIN = path.join(ROOT, 'src', 'cli', 'main.ts');
+/** The bundle `tessera` runs (built now: dist/main.js). */
+const TESSERA_MAIN = tesseraEntry(ROOT);
 const ORTHANC = '/usr/sbin/Orthanc';
 /** Tessera serve's default --max-pdu; Orthanc and storescp get the same (their default is 16384). */
 const SCP_MAX_PDU = 116_794;
@@ -1265,7 +1267,7 @@ async function main(): Promise<void> {
       loadParallel: args.parallel,
       scpMaxPdu: SCP_MAX_PDU,
       benchDir: BENCH_DIR,
-      tesseraServe: `node --import tsx src/cli/main.ts serve --data-dir DIR --dimse-port PORT --http-port PORT2 --host 127.0.0.1 --any-called-ae --peer ${DEST_AE}=127.0.0.1:DESTPORT`,
+      tesseraServe: `node dist/main.js serve --data-dir DIR --dimse-port PORT --http-port PORT2 --host 127.0.0.1 --any-called-ae --peer ${DEST_AE}=127.0.0.1:DESTPORT`,
       orthanc: `${ORTHANC} DIR/orthanc.json: SQLite index, DicomAet ORTHANC, DicomCheckCalledAet false, DicomAlwaysAllowFind/Move/Get true, DicomModalities {${DEST_AE}: [${DEST_AE}, 127.0.0.1, DESTPORT]}, MaximumPduLength ${SCP_MAX_PDU}, the rest default`,
       moveDestination: `storescp +xa -pdu ${SCP_MAX_PDU} -od DIR DESTPORT`,
       getReceiver:

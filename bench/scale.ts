@@ -124,6 +124,7 @@ import {
   round2,
   type SystemCpu,
   systemCpu,
+  tesseraEntry,
   tesseraRevision,
   tesseraServeArgv,
   withTimeout,
@@ -139,7 +140,8 @@ const HOST = '127.0.0.1';
 const BENCH_DIR = path.join(os.tmpdir(), 'tessera-bench-scale');
 const SCRIPT = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SCRIPT), '..');
-const TESSERA_MAIN = path.join(ROOT, 'src', 'cli', 'main.ts');
+/** The bundle `tessera` runs (built now: dist/main.js). */
+const TESSERA_MAIN = tesseraEntry(ROOT);
 const NODE_READY_MS = 60_000;
 const QUERY_TIMEOUT_MS = 60_000;
 const INGEST_NAMESPACE = 'tessera-bench-scale-ingest';

@@ -68,6 +68,7 @@ import {
   orthancGet,
   pad,
   readFlags,
+  tesseraEntry,
   uidIn,
   waitForOrthancHttp,
   writeOrthancConfig,
@@ -87,7 +88,8 @@ const RUNS_DIR = path.join(BENCH_DIR, 'runs');
 const GRAVEYARD = path.join(BENCH_DIR, 'graveyard');
 const SCRIPT = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SCRIPT), '..');
-const TESSERA_MAIN = path.join(ROOT, 'src', 'cli', 'main.ts');
+/** The bundle `tessera` runs (built now: dist/main.js). */
+const TESSERA_MAIN = tesseraEntry(ROOT);
 const HOST = '127.0.0.1';
 /** Tessera serve's default --max-pdu; storescp and Orthanc get the same (their own default is 16384). */
 const SCP_MAX_PDU = 116_794;
@@ -902,7 +904,7 @@ interface RunResult {
 let tesseraHttpPortFlag = false;
 
 function detectTesseraHttpPort(): boolean {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', TESSERA_MAIN, 'serve', '--help'], {
+  const r = spawnSync(process.execPath, [TESSERA_MAIN, 'serve', '--help'], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: 30_000,
@@ -924,8 +926,6 @@ function startServer(kind: ScpKind, dir: string, port: number, httpPort: number 
     return launch(
       process.execPath,
       [
-        '--import',
-        'tsx',
         TESSERA_MAIN,
         'serve',
         '--data-dir',
@@ -980,8 +980,6 @@ function startScus(c: Config, port: number, paths: readonly string[], timeoutS: 
     launch(
       process.execPath,
       [
-        '--import',
-        'tsx',
         TESSERA_MAIN,
         'store',
         '--aec',
@@ -1161,20 +1159,17 @@ async function runOnce(
   };
 }
 
-/** How long `tessera` takes to start and exit under tsx (what each `tessera store` run pays first). */
+/** How long `tessera` takes to start and exit (what each `tessera store` run pays first). */
 async function tesseraStartupMs(): Promise<number> {
   const t0 = performance.now();
-  const p = launch(process.execPath, ['--import', 'tsx', TESSERA_MAIN, '--version'], { group: false });
+  const p = launch(process.execPath, [TESSERA_MAIN, '--version'], { group: false });
   const code = await withTimeout(p.exited, 30_000);
   if (code !== 0) throw new Error(`tessera --version: ${code}: ${p.output()}`);
   return performance.now() - t0;
 }
 
-/**
- * Peak RSS (KiB) of an idle node, plain and with the tsx loader (which the Tessera server runs under):
- * the difference is what tsx alone adds to the server's figure (bench/parse measures ~40 MiB).
- */
-function tsxOverhead(): { plainKiB: number | undefined; tsxKiB: number | undefined } {
+/** Peak RSS (KiB) of an idle node: what any Node.js server starts from. */
+function nodeBaseline(): { plainKiB: number | undefined } {
   const code =
     'setTimeout(() => { const s = require("node:fs").readFileSync("/proc/self/status", "latin1"); ' +
     'process.stdout.write(/VmHWM:\\s+(\\d+)/.exec(s)[1]); }, 300)';
@@ -1187,7 +1182,7 @@ function tsxOverhead(): { plainKiB: number | undefined; tsxKiB: number | undefin
     const n = Number((r.stdout ?? '').trim());
     return Number.isFinite(n) && n > 0 ? n : undefined;
   };
-  return { plainKiB: run([]), tsxKiB: run(['--import', 'tsx']) };
+  return { plainKiB: run([]) };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1362,7 +1357,7 @@ async function main(): Promise<void> {
   for (const s of args.sets) fileSets.set(s, ensureFiles(SETS[s], counts[s]));
   for (const f of fileSets.values()) await warmPageCache(f.paths);
   syncDisk();
-  const overhead = tsxOverhead();
+  const overhead = nodeBaseline();
   const diskSettleS = await waitForDiskToSettle(BENCH_DIR);
   const cfgs = configs(args);
   const cmps = comparisons(args, cfgs);
@@ -1370,9 +1365,8 @@ async function main(): Promise<void> {
   const byConfig = new Map<string, RunResult[]>(cfgs.map((c) => [c.id, []]));
   const startupMs: number[] = [];
   try {
-    // Untimed warm-up, one run per SCP and set: a smoke test of the set-up, tsx's transform cache
-    // filled, and the memory the runs' page cache will use touched once (on this VM, never-touched
-    // memory is slower).
+    // Untimed warm-up, one run per SCP and set: a smoke test of the set-up, and the memory the runs'
+    // page cache will use touched once (on this VM, never-touched memory is slower).
     for (const c of cfgs.filter((x) => x.scu === 'storescu' && x.associations === 1)) {
       const files = fileSets.get(c.set)!;
       const w = await runOnce(c, -1, files, files.paths.slice(0, files.spec.warmUpFiles));
@@ -1491,10 +1485,6 @@ async function main(): Promise<void> {
     'ratios: throughput a / b = median time b / median time a, then per round; srv RSS = worst peak RSS (VmHWM) of the ' +
       'SCP process; srv CPU / SCU CPU = median CPU seconds per run (storescp --fork: the work is in its children, not shown)',
   );
-  const tsxMiB =
-    overhead.tsxKiB !== undefined && overhead.plainKiB !== undefined
-      ? (overhead.tsxKiB - overhead.plainKiB) / 1024
-      : undefined;
   const tesseraRuns = [...warmUps, ...[...byConfig.values()].flat()].filter((x) =>
     isTessera(cfgOf(x.config).scp),
   );
@@ -1503,9 +1493,8 @@ async function main(): Promise<void> {
   const startRss = tesseraRuns.map((x) => x.serverStartRssKiB).filter((x): x is number => x !== undefined);
   const startRssMiB = startRss.length ? median(startRss) / 1024 : undefined;
   table.push(
-    `tessera serve runs under tsx: its RSS once listening (before any association) is ${startRssMiB?.toFixed(0) ?? '?'} MiB (median); ` +
-      `the tsx loader alone adds ${tsxMiB?.toFixed(0) ?? '?'} MiB (idle node: ${((overhead.plainKiB ?? 0) / 1024).toFixed(0)} MiB plain, ` +
-      `${((overhead.tsxKiB ?? 0) / 1024).toFixed(0)} MiB with tsx), which the srv RSS of tessera serve includes`,
+    `tessera serve runs from its bundle (dist/main.js, as the tessera command does): its RSS once listening (before any ` +
+      `association) is ${startRssMiB?.toFixed(0) ?? '?'} MiB (median); an idle node is ${((overhead.plainKiB ?? 0) / 1024).toFixed(0)} MiB`,
   );
   let startup = Number.NaN;
   if (args.scuSets.length) {
@@ -1513,7 +1502,7 @@ async function main(): Promise<void> {
     const scuId = configId(args.scuSets[0]!, 'tessera', 'storescp', 1);
     const selfS = has(scuId) ? stats(scuId).scuSelfReportedS : undefined;
     table.push(
-      `tessera CLI start-up under tsx (tessera --version): ${startup.toFixed(0)} ms, inside every tessera store run` +
+      `tessera CLI start-up (tessera --version, the bundle): ${startup.toFixed(0)} ms, inside every tessera store run` +
         (selfS === undefined
           ? ''
           : `; tessera store's own timer (after reading its files' headers), ${args.scuSets[0]} set, 1 association: ${selfS.toFixed(2)} s of ${(stats(scuId).ms / 1000).toFixed(2)} s`),
@@ -1547,14 +1536,14 @@ async function main(): Promise<void> {
     }),
   );
   targets.tesseraPeakRss = {
-    target: `tessera serve peak RSS (VmHWM, under tsx) < ${TARGET_RSS_MIB} MiB in every run (warm-ups included)`,
+    target: `tessera serve peak RSS (VmHWM) < ${TARGET_RSS_MIB} MiB in every run (warm-ups included)`,
     worstMiB: round(worstRssMiB, 1),
     worstMiBBySet: rssBySet,
     pass: rssPass,
   };
   table.push(
     `target tessera serve peak RSS in all ${tesseraPeaks.length} runs (warm-ups included): worst ${worstRssMiB?.toFixed(0) ?? '?'} MiB ` +
-      `(${args.sets.map((s) => `${s} ${rssBySet[s] ?? '?'}`).join(', ')}; ~${tsxMiB?.toFixed(0) ?? '?'} MiB of it is tsx) < ${TARGET_RSS_MIB} MiB -> ${rssPass ? 'PASS' : 'FAIL'}`,
+      `(${args.sets.map((s) => `${s} ${rssBySet[s] ?? '?'}`).join(', ')}) < ${TARGET_RSS_MIB} MiB -> ${rssPass ? 'PASS' : 'FAIL'}`,
   );
   if (failed.length) {
     table.push('');
@@ -1570,7 +1559,7 @@ async function main(): Promise<void> {
       time: 'ms from the first SCU spawn to the last SCU exit (median of the rounds that succeeded)',
       ratio: 'throughput a / throughput b = time b / time a; perRound pairs the runs of the same round',
       cpu: 'CPU seconds during the run (server: utime+stime from /proc; SCUs: cutime+cstime of this process)',
-      rss: 'MiB, VmHWM of the server process read from /proc before it is stopped (tessera serve: under tsx)',
+      rss: 'MiB, VmHWM of the server process read from /proc before it is stopped (tessera serve: its bundle, dist/main.js)',
     },
     env: {
       node: process.version,
@@ -1580,7 +1569,7 @@ async function main(): Promise<void> {
       dcmtk: dcmtkVersion(),
       orthanc: args.orthanc ? orthancVersion() : null,
       childEnv: { TCP_NODELAY: '1' },
-      tsxOverheadMiB: round(tsxMiB, 1),
+      idleNodeMiB: round(overhead.plainKiB === undefined ? undefined : overhead.plainKiB / 1024, 1),
       tesseraServeHttpPort: tesseraHttpPortFlag,
     },
     params: {
@@ -1609,10 +1598,9 @@ async function main(): Promise<void> {
       storescp: `storescp -od DIR +xa -pdu ${SCP_MAX_PDU} [--fork] PORT`,
       storescu:
         'storescu -aec STORESCP|TESSERA|ORTHANC -ta T 127.0.0.1 PORT FILES (one process per association)',
-      tesseraServe: `node --import tsx src/cli/main.ts serve --data-dir DIR --dimse-port PORT${tesseraHttpPortFlag ? ' --http-port PORT2' : ''} --host 127.0.0.1 --any-called-ae`,
+      tesseraServe: `node dist/main.js serve --data-dir DIR --dimse-port PORT${tesseraHttpPortFlag ? ' --http-port PORT2' : ''} --host 127.0.0.1 --any-called-ae`,
       orthanc: `${ORTHANC} DIR/orthanc.json: StorageDirectory DIR/storage, IndexDirectory DIR/index (SQLite), DicomAet ORTHANC, DicomPort PORT, HttpPort PORT2, DicomCheckCalledAet false, RemoteAccessAllowed false, AuthenticationEnabled false, MaximumPduLength ${SCP_MAX_PDU}, the rest default (SyncStorageArea true, DicomThreadsCount 4)`,
-      tesseraStore:
-        'node --import tsx src/cli/main.ts store --aec STORESCP --timeout T --parallel N 127.0.0.1 PORT FILES',
+      tesseraStore: 'node dist/main.js store --aec STORESCP --timeout T --parallel N 127.0.0.1 PORT FILES',
       orderPerRound: cfgs.map((c) => c.id),
       orderNote: 'rounds alternate: forward, then reversed',
     },

@@ -15,7 +15,7 @@
  * - the retrieve study: N (--retrieve, 100) 512x512 16-bit CT instances (0.5 MiB) of its own patient;
  * - the ingest set: I (--ingest, 400) 512x512 CT instances (0.5 MiB) in a study of their own.
  *
- * Servers: `node --import tsx src/cli/main.ts serve --data-dir D --dimse-port P --http-port H --host
+ * Servers: `node dist/main.js serve --data-dir D --dimse-port P --http-port H --host
  * 127.0.0.1 --any-called-ae` (DICOMweb at http://127.0.0.1:H/dicomweb) and Debian's Orthanc 1.10 with
  * its DICOMweb plugin (a temporary JSON configuration: Plugins [libOrthancDicomWeb.so], DicomWeb
  * {Enable, Root /dicom-web/}, RemoteAccessAllowed false, AuthenticationEnabled false, the rest default:
@@ -97,6 +97,7 @@ import {
   round2,
   SOP_UID,
   STUDY_UID,
+  tesseraEntry,
   tesseraRevision,
   tesseraServeArgv,
   waitForPort,
@@ -111,7 +112,8 @@ const HOST = '127.0.0.1';
 const BENCH_DIR = path.join(os.tmpdir(), 'tessera-bench-web');
 const SCRIPT = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SCRIPT), '..');
-const TESSERA_MAIN = path.join(ROOT, 'src', 'cli', 'main.ts');
+/** The bundle `tessera` runs (built now: dist/main.js). */
+const TESSERA_MAIN = tesseraEntry(ROOT);
 const ORTHANC = '/usr/sbin/Orthanc';
 const ORTHANC_DICOMWEB = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
 const SERVER_READY_MS = 60_000;
@@ -1671,7 +1673,7 @@ async function main(): Promise<void> {
       },
       benchDir: BENCH_DIR,
       tesseraServe:
-        'node --import tsx src/cli/main.ts serve --data-dir DIR --dimse-port P --http-port H --host 127.0.0.1 --any-called-ae (DICOMweb at /dicomweb)',
+        'node dist/main.js serve --data-dir DIR --dimse-port P --http-port H --host 127.0.0.1 --any-called-ae (DICOMweb at /dicomweb)',
       orthanc: `${ORTHANC} DIR/orthanc.json: Plugins [${ORTHANC_DICOMWEB}], DicomWeb {Enable: true, Root: /dicom-web/}, RemoteAccessAllowed false, AuthenticationEnabled false, the rest default`,
     },
     ingest: ingestSummary,
