@@ -158,6 +158,7 @@ export function subscribeLogs(logger: Logger): () => void {
     on<DimseRequestMessage>(
       CHANNELS.dimseRequest,
       (m) => {
+        if (m.status === 0 && !logger.isLevelEnabled('debug')) return;
         const fields = {
           association: m.association,
           type: m.type,
@@ -184,6 +185,8 @@ export function subscribeLogs(logger: Logger): () => void {
     on<IngestMessage>(
       CHANNELS.ingest,
       (m) => {
+        // A stored instance is a debug line: not even its fields are built at the usual levels.
+        if (m.status === 0 && !logger.isLevelEnabled('debug')) return;
         const fields = {
           ...defined({
             sopInstanceUid: m.sopInstanceUid,
