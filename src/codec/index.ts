@@ -40,6 +40,13 @@ export {
   readPart10Stream,
   type StreamReadOptions,
 } from './part10.ts';
+export {
+  canDecode,
+  type DecodedFrame,
+  decodeFrame,
+  decompressDataset,
+  type PixelFormat,
+} from './pixel-decode.ts';
 export { type Token, TokenReader, type TokenReaderOptions } from './tokens.ts';
 export {
   DeflatedExplicitVRLittleEndian,
