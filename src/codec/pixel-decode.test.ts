@@ -442,6 +442,18 @@ describe('corrupt input is ERR_CODEC_DECODE, never a crash or a hang', () => {
     });
   }
 
+  test(
+    'JPEG-LS: a marker inside the scan data is refused before CharLS (which took 5-10 s over such frames)',
+    TIMEOUT,
+    async () => {
+      const { ds, ts } = read('transfer-syntax/ct1-jpegls-lossless-fragmented-bot.dcm');
+      const frame = Buffer.from(framesOf(ds)[0]!);
+      frame[50_000] = 0xff;
+      frame[50_001] = 0x90;
+      await rejects(decodeFrame(frame, ts, formatOf(ds)), /marker inside its scan data/);
+    },
+  );
+
   test('12-bit JPEG Extended: bit errors in the entropy-coded data are caught', TIMEOUT, async () => {
     const { ds, ts } = read('transfer-syntax/mr4-jpeg-extended-wg04.dcm');
     const frame = Buffer.from(framesOf(ds)[0]!);

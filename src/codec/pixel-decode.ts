@@ -491,6 +491,16 @@ function decodeJpegLossless(frame: Uint8Array, info: JpegInfo, lib: LosslessModu
 // --- JPEG-LS (ISO 14495-1) ------------------------------------------------------------------------------
 
 async function decodeJpegLs(frame: Uint8Array, f: PixelFormat): Promise<DecodedFrame> {
+  // The marker structure first: CharLS can take seconds to reject a stream with a marker in its scan data.
+  let info: JpegInfo;
+  try {
+    info = jpegInfo(frame);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (info.sof !== 0x37) fail('not a JPEG-LS stream (no SOF55 marker)');
+  if (!info.complete)
+    fail('the JPEG-LS stream is truncated or has a marker inside its scan data (no End Of Image)');
   const codec = await charls();
   const samples = runWasm(codec, new codec.module.JpegLSDecoder(), frame, (d, i) => ({
     data: copySamples(d.getDecodedBuffer(), i.bitsPerSample, false),
