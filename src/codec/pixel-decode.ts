@@ -133,7 +133,7 @@ function checkFormat(f: PixelFormat, family: Family): void {
   if (!positive(f.rows) || !positive(f.columns)) fail(`bad Rows/Columns ${f.rows}x${f.columns}`);
   if (!positive(f.samplesPerPixel)) fail(`bad Samples per Pixel ${f.samplesPerPixel}`);
   if (f.bitsAllocated === 1) fail('Bits Allocated 1 is not supported for encapsulated Pixel Data');
-  const allocated = family === 'rle' ? [8, 16, 32, 64] : [8, 16];
+  const allocated = family === 'rle' ? [8, 16, 32] : [8, 16];
   if (!allocated.includes(f.bitsAllocated)) fail(`Bits Allocated ${f.bitsAllocated} is not supported`);
   if (!positive(f.bitsStored) || f.bitsStored > f.bitsAllocated) {
     fail(`Bits Stored ${f.bitsStored} does not fit Bits Allocated ${f.bitsAllocated}`);
