@@ -3,10 +3,17 @@
  * the Part 10 file Tessera wrote at ingest (its File Meta, then the data set bytes exactly as
  * received), so sending an instance in its stored transfer syntax is a ranged read of the data set
  * part, streamed, never parsed. Another native syntax is a decode and re-encode (lossless); a
- * compressed syntax cannot be changed (no transcoding codecs).
+ * compressed instance can be decompressed to a native syntax where the codec decodes its syntax
+ * (never compressed to another compressed syntax: there are no encoders).
  */
 import { Readable } from 'node:stream';
-import { encodeDataset, isNativeTransferSyntax, readPart10 } from '../codec/index.ts';
+import {
+  canDecode,
+  decompressDataset,
+  encodeDataset,
+  isNativeTransferSyntax,
+  readPart10,
+} from '../codec/index.ts';
 import { DicomError } from '../core/index.ts';
 import type { BlobStore, Index } from './ports.ts';
 
@@ -72,7 +79,8 @@ export async function storedDataset(
 
 /**
  * The data set of a stored instance in `transferSyntaxUid`: as stored when it is the stored syntax,
- * else re-encoded when both are native (lossless: Implicit/Explicit VR, Little/Big Endian, Deflated).
+ * else re-encoded when both are native (lossless: Implicit/Explicit VR, Little/Big Endian, Deflated),
+ * or decompressed (every frame, in memory) into a native `transferSyntaxUid`.
  * Throws ERR_ARCHIVE_TRANSCODE_UNSUPPORTED otherwise.
  */
 export async function datasetIn(
@@ -91,7 +99,10 @@ export async function datasetIn(
   if (size === undefined)
     throw new DicomError('ERR_ARCHIVE_BLOB_NOT_FOUND', `blob ${item.blobKey} is missing from the blob store`);
   const file = readPart10(await blobs.readBytes(item.blobKey, 0, size));
-  const bytes = encodeDataset(file.dataset, transferSyntaxUid);
+  const dataset = isNativeTransferSyntax(item.transferSyntaxUid)
+    ? file.dataset
+    : await decompressDataset(file.dataset, item.transferSyntaxUid);
+  const bytes = encodeDataset(dataset, transferSyntaxUid);
   return {
     length: bytes.length,
     chunks: {
@@ -102,9 +113,14 @@ export async function datasetIn(
   };
 }
 
-/** Whether an instance stored in `from` can be sent in `to`. */
+/**
+ * Whether an instance stored in `from` can be sent in `to`: as stored, between native syntaxes
+ * (lossless re-encoding), or decompressed to a native syntax when the codec decodes `from`.
+ */
 export function canConvert(from: string, to: string): boolean {
-  return from === to || (isNativeTransferSyntax(from) && isNativeTransferSyntax(to));
+  if (from === to) return true;
+  if (!isNativeTransferSyntax(to)) return false;
+  return isNativeTransferSyntax(from) || canDecode(from);
 }
 
 /**

@@ -22,7 +22,7 @@ import {
   runQuery,
   selectInstances,
 } from '../archive/index.ts';
-import { Dataset, decodeDataset, encodeDataset, isNativeTransferSyntax } from '../codec/index.ts';
+import { canDecode, Dataset, decodeDataset, encodeDataset, isNativeTransferSyntax } from '../codec/index.ts';
 import { DicomError } from '../core/index.ts';
 import { UID } from '../dictionary/index.ts';
 import {
@@ -269,6 +269,9 @@ function proposeFor(
   const contexts: ProposedContext[] = [];
   for (const { sopClassUid, transferSyntaxUid } of items) {
     // Each stored syntax as such; for native ones, Explicit and Implicit VR Little Endian as fallbacks.
+    // A compressed syntax the codec decodes gets a second context with those two, so a destination
+    // that takes only uncompressed data still gets the instance (decompressed), while one that
+    // accepts the stored syntax gets the stored bytes.
     const key = `${sopClassUid} ${transferSyntaxUid}`;
     if (!seen.has(key)) {
       seen.add(key);
@@ -279,6 +282,14 @@ function proposeFor(
           ? [...new Set([transferSyntaxUid, UID.ExplicitVRLittleEndian, UID.ImplicitVRLittleEndian])]
           : [transferSyntaxUid],
       });
+      const fallback = `${sopClassUid} native`;
+      if (!native && canDecode(transferSyntaxUid) && !seen.has(fallback)) {
+        seen.add(fallback);
+        contexts.push({
+          abstractSyntax: sopClassUid,
+          transferSyntaxes: [UID.ExplicitVRLittleEndian, UID.ImplicitVRLittleEndian],
+        });
+      }
     }
   }
   return contexts.slice(0, 128);

@@ -28,8 +28,11 @@ import {
   WHOLE_READ_LIMIT,
 } from '../archive/index.ts';
 import {
+  canDecode,
   Dataset,
   datasetToJson,
+  decodeFrame,
+  decompressDataset,
   isNativeTransferSyntax,
   readPart10,
   TRANSFER_SYNTAXES,
@@ -463,7 +466,12 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
             {
               type: MediaType.MULTIPART_RELATED,
               params: { type: MediaType.OCTET_STREAM },
-              transferSyntaxes: ['*', stored],
+              // Decodable frames can also be had uncompressed (octet-stream's default, PS3.18 8.7.3.5.2).
+              transferSyntaxes: [
+                '*',
+                stored,
+                ...(canDecode(stored) ? [EXPLICIT_LE, '1.2.840.10008.1.2'] : []),
+              ],
             },
             ...(FRAME_MEDIA_TYPES[stored]
               ? [
@@ -479,14 +487,26 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
       if (!chosen.ok)
         throw new HttpError(
           406,
-          `${chosen.message} (frames are stored in ${stored}; no transcoding codec is available)`,
+          `${chosen.message} (frames are stored in ${stored}${canDecode(stored) ? '; they can be had as stored or uncompressed' : '; no codec decodes it here'})`,
         );
       const partType = chosen.offer.params?.type ?? MediaType.OCTET_STREAM;
-      const ts = native
-        ? chosen.transferSyntax === '*'
-          ? stored
-          : (chosen.transferSyntax ?? stored)
-        : stored;
+      // Compressed frames are decoded when a native syntax is asked for, explicitly or as the default of
+      // application/octet-stream (Explicit VR Little Endian, PS3.18 8.7.3.5.2).
+      const asked = chosen.transferSyntax;
+      const decode =
+        !native &&
+        partType === MediaType.OCTET_STREAM &&
+        asked !== undefined &&
+        asked !== '*' &&
+        asked !== stored &&
+        isNativeTransferSyntax(asked);
+      const ts = native ? (asked === '*' ? stored : (asked ?? stored)) : decode ? asked! : stored;
+      const format = decode ? pixelDescription(row) : undefined;
+      if (decode && format === undefined)
+        throw new HttpError(
+          406,
+          'the instance lacks the pixel attributes (Rows, Columns, Bits Allocated) to decode its frames',
+        );
       const boundary = newBoundary();
       const base2 = `${url(request)}/studies/${row.studyInstanceUid}/series/${row.seriesInstanceUid}/instances/${row.sopInstanceUid}/frames/`;
       const parts = async function* (): AsyncGenerator<OutgoingPart> {
@@ -495,12 +515,13 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
           const body = await Promise.all(
             ranges.map(([offset, length]) => blobs.readBytes(row.blobKey, offset, length)),
           );
+          const bytes = body.length === 1 ? body[0]! : Buffer.concat(body);
           yield {
             headers: {
               'Content-Type': `${partType}; transfer-syntax=${ts}`,
               'Content-Location': `${base2}${n}`,
             },
-            body: body.length === 1 ? body[0]! : Buffer.concat(body),
+            body: format ? (await decodeFrame(bytes, stored, format)).pixels : bytes,
           };
         }
       };
@@ -769,7 +790,10 @@ async function converted(blobs: BlobStore, item: RetrieveItem, target: string): 
   if (size === undefined)
     throw new DicomError('ERR_ARCHIVE_BLOB_NOT_FOUND', `blob ${item.blobKey} is missing`);
   const file = readPart10(await blobs.readBytes(item.blobKey, 0, size));
-  return writePart10({ dataset: file.dataset, meta: file.meta }, target);
+  const dataset = isNativeTransferSyntax(item.transferSyntaxUid)
+    ? file.dataset
+    : await decompressDataset(file.dataset, item.transferSyntaxUid);
+  return writePart10({ dataset, meta: file.meta }, target);
 }
 
 function first(json: Record<string, { Value?: unknown[] }>, tag: string): unknown {

@@ -26,7 +26,7 @@ import {
   stow,
   type WebArchive,
 } from '../../test/helpers/web-archive.ts';
-import { readPart10 } from '../codec/index.ts';
+import { readPart10, writePart10 } from '../codec/index.ts';
 import { Tag } from '../dictionary/index.ts';
 
 const DATA = fileURLToPath(new URL('../../../shared/data/dicom/', import.meta.url));
@@ -41,6 +41,7 @@ const MR_JPEG = join(DATA, 'transfer-syntax', 'mr-jpeg-lossless-sv1-dcm4che.dcm'
 const CT = join(DATA, 'transfer-syntax', 'ct1-explicit-vr-le.dcm');
 /** JPEG Extended, 12 bits: libvips cannot decode it. */
 const MR_JPEG12 = join(DATA, 'transfer-syntax', 'mr4-jpeg-extended-wg04.dcm');
+const MPEG2 = '1.2.840.10008.1.2.4.100';
 /** JPEG Baseline, YBR_FULL_422, 600x600. */
 const JPEG8 = join(DATA, 'transfer-syntax', 'jpeg-baseline-with-icon-fo.dcm');
 const CT_STUDY = '1.3.6.1.4.1.5962.1.2.1.20040826185059.5457';
@@ -411,27 +412,36 @@ describe('DICOMweb over HTTP: status codes, multipart, negotiation, QIDO, render
       assert.match(errorOf(r), /no such resource/);
     });
 
-    test('406: application/dicom+xml on QIDO; a compressed instance asked in Explicit VR Little Endian', async () => {
+    test('406: application/dicom+xml on QIDO; an instance of a syntax no codec decodes (MPEG-2) asked in Explicit VR Little Endian', async () => {
       let r = await raw(`${web.url}/studies`, { headers: { accept: 'application/dicom+xml' } });
       assert.equal(r.status, 406);
       assert.match(errorOf(r), /application\/dicom\+json/);
-      const mr = readPart10(await readFile(MR_JPEG)).dataset;
-      const mrUrl = `${web.url}/studies/${mr.string(Tag.StudyInstanceUID)}/series/${mr.string(Tag.SeriesInstanceUID)}/instances/${mr.string(Tag.SOPInstanceUID)}`;
+      // The JPEG Lossless MR relabelled MPEG-2 (encapsulated, and no decoder for it here).
+      const mpeg = readPart10(await readFile(MR_JPEG));
+      mpeg.dataset.setString(Tag.SOPInstanceUID, '1.2.826.0.1.3680043.2.1125.99.4100');
+      const stored = await stow(`${web.url}/studies`, [writePart10({ dataset: mpeg.dataset }, MPEG2)]);
+      assert.equal(stored.status, 200, await stored.text());
+      const mrUrl = `${web.url}/studies/${mpeg.dataset.string(Tag.StudyInstanceUID)}/series/${mpeg.dataset.string(Tag.SeriesInstanceUID)}/instances/1.2.826.0.1.3680043.2.1125.99.4100`;
       r = await raw(mrUrl, {
         headers: { accept: `${DICOM_MULTIPART}; transfer-syntax=1.2.840.10008.1.2.1` },
       });
       assert.equal(r.status, 406);
-      assert.match(errorOf(r), /1\.2\.840\.10008\.1\.2\.4\.70/);
+      assert.match(errorOf(r), /1\.2\.840\.10008\.1\.2\.4\.100/);
       // As stored (`*`) it is served, in its own syntax.
       const ok = await fetch(mrUrl, { headers: { accept: `${DICOM_MULTIPART}; transfer-syntax=*` } });
       assert.equal(ok.status, 200);
       const parts = await responseParts(ok);
       assert.equal(parts.length, 1);
-      assert.equal(
-        parts[0]!.headers['content-type'],
-        'application/dicom; transfer-syntax=1.2.840.10008.1.2.4.70',
-      );
-      assert.equal(readPart10(parts[0]!.body).transferSyntax.uid, '1.2.840.10008.1.2.4.70');
+      assert.equal(parts[0]!.headers['content-type'], `application/dicom; transfer-syntax=${MPEG2}`);
+      assert.equal(readPart10(parts[0]!.body).transferSyntax.uid, MPEG2);
+      // Its frames as stored only; rendered: no codec.
+      r = await raw(`${mrUrl}/frames/1`, {
+        headers: { accept: 'multipart/related; type="application/octet-stream"' },
+      });
+      assert.equal(r.status, 406);
+      r = await raw(`${mrUrl}/rendered`);
+      assert.equal(r.status, 406);
+      assert.match(errorOf(r), /1\.2\.840\.10008\.1\.2\.4\.100/);
     });
   });
 
@@ -615,21 +625,31 @@ describe('DICOMweb over HTTP: status codes, multipart, negotiation, QIDO, render
       assert.ok(red! > 200 && green! < 60 && blue! < 70, `${red},${green},${blue}`);
     });
 
-    test('JPEG Baseline frames are decoded; 12-bit JPEG and JPEG Lossless are 406', async () => {
-      const urlOf = async (path: string): Promise<string> => {
+    test('compressed frames are rendered: JPEG Baseline (libvips), 12-bit JPEG and JPEG Lossless (the codec)', async () => {
+      const urlOf = async (path: string): Promise<{ url: string; rows: number; columns: number }> => {
         const ds = readPart10(await readFile(path)).dataset;
-        return `${web.url}/studies/${ds.string(Tag.StudyInstanceUID)}/series/${ds.string(Tag.SeriesInstanceUID)}/instances/${ds.string(Tag.SOPInstanceUID)}`;
+        return {
+          url: `${web.url}/studies/${ds.string(Tag.StudyInstanceUID)}/series/${ds.string(Tag.SeriesInstanceUID)}/instances/${ds.string(Tag.SOPInstanceUID)}`,
+          rows: ds.number(Tag.Rows)!,
+          columns: ds.number(Tag.Columns)!,
+        };
       };
-      let r = await raw(`${await urlOf(JPEG8)}/rendered`, { headers: { accept: 'image/png' } });
+      let r = await raw(`${(await urlOf(JPEG8)).url}/rendered`, { headers: { accept: 'image/png' } });
       assert.equal(r.status, 200);
-      const { info } = await sharp(r.body).raw().toBuffer({ resolveWithObject: true });
+      let { info } = await sharp(r.body).raw().toBuffer({ resolveWithObject: true });
       assert.deepEqual([info.width, info.height, info.channels], [600, 600, 3]);
-      r = await raw(`${await urlOf(MR_JPEG12)}/rendered`);
-      assert.equal(r.status, 406);
-      assert.match(errorOf(r), /only 8-bit JPEG/);
-      r = await raw(`${await urlOf(MR_JPEG)}/thumbnail`);
-      assert.equal(r.status, 406);
-      assert.match(errorOf(r), /1\.2\.840\.10008\.1\.2\.4\.70/);
+      for (const path of [MR_JPEG12, MR_JPEG]) {
+        const u = await urlOf(path);
+        r = await raw(`${u.url}/rendered`, { headers: { accept: 'image/png' } });
+        assert.equal(r.status, 200, `${path}: ${r.body.toString()}`);
+        const out = await sharp(r.body).raw().toBuffer({ resolveWithObject: true });
+        info = out.info;
+        assert.deepEqual([info.width, info.height], [u.columns, u.rows]);
+        assert.ok(new Set(out.data).size > 16, `${path}: a blank image`);
+        r = await raw(`${u.url}/thumbnail`);
+        assert.equal(r.status, 200);
+        assert.match(String(r.headers['content-type']), /^image\/jpeg/);
+      }
     });
 
     test('window=center,width changes a grey (CT) image', async () => {

@@ -180,15 +180,14 @@ describe('toEightBit: colour', () => {
 });
 
 describe('renderFrame and canRender', () => {
-  test('canRender: native and 8-bit JPEG; not JPEG Lossless, JPEG-LS, JPEG 2000, RLE', () => {
+  test('canRender: native, and every compressed syntax the codec decodes; not MPEG-2 or deflated frames', () => {
     assert.equal(canRender('1.2.840.10008.1.2'), true);
     assert.equal(canRender(EXPLICIT_LE), true);
     assert.equal(canRender(EXPLICIT_BE), true);
-    assert.equal(canRender('1.2.840.10008.1.2.4.50'), true);
-    assert.equal(canRender('1.2.840.10008.1.2.4.70'), false);
-    assert.equal(canRender('1.2.840.10008.1.2.4.80'), false);
-    assert.equal(canRender('1.2.840.10008.1.2.4.90'), false);
-    assert.equal(canRender('1.2.840.10008.1.2.5'), false);
+    for (const ts of ['.4.50', '.4.51', '.4.57', '.4.70', '.4.80', '.4.81', '.4.90', '.4.91', '.5'])
+      assert.equal(canRender(`1.2.840.10008.1.2${ts}`), true, ts);
+    assert.equal(canRender('1.2.840.10008.1.2.4.100'), false);
+    assert.equal(canRender('1.2.840.10008.1.2.4.92'), false);
   });
 
   test('a PNG of the windowed frame, scaled into the viewport with its aspect kept', async () => {

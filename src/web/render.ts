@@ -3,10 +3,12 @@
  * consumer image (image/jpeg or image/png) with the VOI LUT of PS3.3 C.11.2 (window center/width,
  * linear, from the request, else the instance's first Window Center/Width, else the frame's range
  * after the Modality LUT), MONOCHROME1 inverted, RGB and YBR_FULL colour, then scaled to the viewport
- * keeping the aspect ratio. Native pixel data is decoded here; JPEG Baseline frames are decoded by
- * libvips (sharp); other compressed syntaxes have no codec here and are refused (406).
+ * keeping the aspect ratio. Native pixel data is read here; 8-bit JPEG frames are decoded by libvips
+ * (sharp); the other compressed syntaxes the codec can decode (RLE, JPEG 12-bit and lossless, JPEG-LS,
+ * JPEG 2000) are decoded to native pixels first; the rest are refused (406).
  */
 import type { Sharp } from 'sharp';
+import { canDecode, decodeFrame } from '../codec/index.ts';
 import { DicomError } from '../core/index.ts';
 
 /** The image pixel attributes a frame needs to be rendered (PS3.3 C.7.6.3). */
@@ -42,15 +44,38 @@ const JPEG_EXTENDED = '1.2.840.10008.1.2.4.51';
 const NATIVE_BIG_ENDIAN = '1.2.840.10008.1.2.2';
 const ENCAPSULATED_PREFIX = '1.2.840.10008.1.2.4.';
 const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
 /** Whether a frame of this syntax can be rendered here. */
 export function canRender(transferSyntaxUid: string): boolean {
-  if (transferSyntaxUid === RLE_LOSSLESS) return false;
-  return (
-    !transferSyntaxUid.startsWith(ENCAPSULATED_PREFIX) ||
-    transferSyntaxUid === JPEG_BASELINE ||
-    transferSyntaxUid === JPEG_EXTENDED
-  );
+  if (transferSyntaxUid === JPEG_BASELINE || transferSyntaxUid === JPEG_EXTENDED) return true;
+  const encapsulated =
+    transferSyntaxUid.startsWith(ENCAPSULATED_PREFIX) || transferSyntaxUid === RLE_LOSSLESS;
+  return !encapsulated || canDecode(transferSyntaxUid);
+}
+
+/** A compressed frame decoded to native pixels, and the description of those pixels. */
+async function decoded(
+  frame: Buffer,
+  px: PixelDescription,
+): Promise<{ frame: Buffer; px: PixelDescription }> {
+  let out: Awaited<ReturnType<typeof decodeFrame>>;
+  try {
+    out = await decodeFrame(frame, px.transferSyntaxUid, px);
+  } catch (err) {
+    throw new DicomError('ERR_WEB_RENDER_UNSUPPORTED', `cannot decode the frame: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return {
+    frame: out.pixels,
+    px: {
+      ...px,
+      photometricInterpretation: out.photometricInterpretation,
+      planarConfiguration: out.planarConfiguration,
+      transferSyntaxUid: EXPLICIT_LE,
+    },
+  };
 }
 
 /** Renders one frame: `frame` is the frame's bytes as stored (native pixels, or one JPEG stream). */
@@ -62,7 +87,9 @@ export async function renderFrame(
   // libvips is loaded on the first rendering only: it is tens of MiB a server may never need.
   const sharp = (await import('sharp')).default;
   let image: Sharp;
-  const jpeg = px.transferSyntaxUid === JPEG_BASELINE || px.transferSyntaxUid === JPEG_EXTENDED;
+  // libvips decodes 8-bit JPEG itself; 12-bit JPEG and the other compressed syntaxes go through the codec.
+  const jpeg =
+    (px.transferSyntaxUid === JPEG_BASELINE || px.transferSyntaxUid === JPEG_EXTENDED) && px.bitsStored <= 8;
   if (jpeg) {
     image = sharp(frame);
   } else if (!canRender(px.transferSyntaxUid)) {
@@ -71,8 +98,12 @@ export async function renderFrame(
       `no decoder for transfer syntax ${px.transferSyntaxUid} here: cannot render`,
     );
   } else {
-    const { data, channels } = toEightBit(frame, px, options.window);
-    image = sharp(data, { raw: { width: px.columns, height: px.rows, channels } });
+    const native =
+      px.transferSyntaxUid.startsWith(ENCAPSULATED_PREFIX) || px.transferSyntaxUid === RLE_LOSSLESS
+        ? await decoded(frame, px)
+        : { frame, px };
+    const { data, channels } = toEightBit(native.frame, native.px, options.window);
+    image = sharp(data, { raw: { width: native.px.columns, height: native.px.rows, channels } });
   }
   if (options.viewport) {
     image = image.resize(options.viewport.width, options.viewport.height, {
@@ -85,12 +116,13 @@ export async function renderFrame(
       ? image.png().toBuffer()
       : image.jpeg({ quality: options.quality ?? 90 }).toBuffer());
   } catch (err) {
-    // libvips decodes 8-bit JPEG only: a 12-bit JPEG Extended frame cannot be rendered here.
     if (!jpeg) throw err;
     throw new DicomError(
       'ERR_WEB_RENDER_UNSUPPORTED',
-      `cannot decode the JPEG frame (${(err as Error).message}): only 8-bit JPEG is decoded here`,
-      { cause: err },
+      `cannot decode the JPEG frame: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
     );
   }
 }
