@@ -7,7 +7,7 @@
  * source file's, since Tessera streams a file's data set unchanged when the stored syntax is accepted.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -25,6 +25,8 @@ import {
   start,
   writeInstance,
 } from '../../test/helpers/interop.ts';
+import { type Dataset, readPart10 } from '../codec/index.ts';
+import { Tag } from '../dictionary/index.ts';
 import { describeFile } from '../dimse/index.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -33,6 +35,8 @@ const TS_DIR = join(corpus, 'transfer-syntax');
 const RED_TRIANGLE = join(corpus, 'ms-tutorial/red-triangle.dcm');
 const UNKNOWN_SOP_CLASS = join(corpus, 'misc/unknown-sop-class-orthanc.dcm');
 const LENA = join(corpus, 'misc/series-lena/lena-1.dcm');
+const JPEG_LS = join(corpus, 'transfer-syntax/ct1-jpegls-lossless-fragmented-bot.dcm');
+const CT1_NATIVE = join(corpus, 'transfer-syntax/ct1-implicit-vr-le.dcm');
 /** Encapsulated and deflated syntaxes, each file with its own SOP Instance UID. */
 const COMPRESSED = [
   'ct1-j2k-lossy-wg04.dcm',
@@ -88,12 +92,15 @@ describe('tessera echo/store against DCMTK storescp', () => {
   });
 
   /** Starts storescp on a free port and waits until it answers a C-ECHO. */
-  async function storescp(extra: readonly string[] = []): Promise<Storescp> {
+  async function storescp(
+    extra: readonly string[] = [],
+    accept: readonly string[] = ['+xa'],
+  ): Promise<Storescp> {
     const dir = join(tmp, `storescp-${count++}`);
     await mkdir(dir, { recursive: true });
     for (let attempt = 0; ; attempt++) {
       const port = await freePort();
-      const child = start('storescp', ['-od', dir, '+xa', '+B', '-aet', AE, ...extra, String(port)], {
+      const child = start('storescp', ['-od', dir, ...accept, '+B', '-aet', AE, ...extra, String(port)], {
         timeoutMs: 300_000,
       });
       const deadline = Date.now() + 10_000;
@@ -246,6 +253,31 @@ describe('tessera echo/store against DCMTK storescp', () => {
         (await readdir(scp.dir)).filter((n) => n.includes(uid)),
         [],
       );
+    } finally {
+      await stop(scp);
+    }
+  });
+
+  test('a JPEG-LS file to a storescp that takes uncompressed data only: decompressed on the way', {
+    timeout: 120_000,
+  }, async () => {
+    const scp = await storescp([], []); // storescp's default: uncompressed transfer syntaxes only
+    try {
+      const r = await tessera(['store', '--aec', AE, '127.0.0.1', String(scp.port), JPEG_LS]);
+      assertRanOk(r, 'tessera store');
+      const item = await describeFile(JPEG_LS);
+      const got = readPart10(await readFile(await received(scp.dir, item.sopInstanceUid)));
+      assert.ok(
+        ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'].includes(got.transferSyntax.uid),
+        got.transferSyntax.uid,
+      );
+      // The lossless JPEG-LS ct1 decodes to the pixels of the uncompressed ct1 of the corpus.
+      const pixels = (ds: Dataset): Buffer => {
+        const el = ds.get(Tag.PixelData);
+        assert.equal(el?.kind, 'value');
+        return (el as { bytes: Buffer }).bytes;
+      };
+      assert.deepEqual(pixels(got.dataset), pixels(readPart10(await readFile(CT1_NATIVE)).dataset));
     } finally {
       await stop(scp);
     }

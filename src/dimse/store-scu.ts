@@ -1,7 +1,14 @@
 import { createReadStream } from 'node:fs';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encodeDataset, isNativeTransferSyntax, readPart10, readPart10File } from '../codec/index.ts';
+import {
+  canDecode,
+  decompressDataset,
+  encodeDataset,
+  isNativeTransferSyntax,
+  readPart10,
+  readPart10File,
+} from '../codec/index.ts';
 import { DicomError } from '../core/index.ts';
 import { type AcceptedContext, Association, type ProposedContext, type RequestOptions } from '../ul/index.ts';
 import { Dimse } from './service.ts';
@@ -107,6 +114,17 @@ export function proposeContexts(items: readonly StoreItem[]): ProposedContext[] 
     }
     out.push({ abstractSyntax: item.sopClassUid, transferSyntaxes: syntaxes });
   }
+  // A compressed syntax the codec decodes: a second context in Explicit/Implicit VR Little Endian per
+  // SOP class, for an SCP that does not take the compressed one (the instance is then decompressed).
+  // Only while the 128 contexts allow it.
+  for (const item of items) {
+    const key = `${item.sopClassUid}|native`;
+    if (seen.has(key) || isNativeTransferSyntax(item.transferSyntaxUid) || !canDecode(item.transferSyntaxUid))
+      continue;
+    seen.add(key);
+    if (out.length < 128)
+      out.push({ abstractSyntax: item.sopClassUid, transferSyntaxes: [EXPLICIT_LE, IMPLICIT_LE] });
+  }
   if (out.length > 128) {
     throw new DicomError(
       'ERR_DIMSE_TOO_MANY_CONTEXTS',
@@ -210,7 +228,7 @@ type Data = Buffer | { length: number; chunks: AsyncIterable<Buffer> };
 /**
  * The accepted context for an item, and its data set bytes in that context's syntax: read whole when
  * small, streamed from disk when large, converted in memory when only another native syntax was
- * accepted.
+ * accepted (decompressed first when the file is compressed in a syntax the codec decodes).
  */
 async function load(dimse: Dimse, item: StoreItem): Promise<{ context: AcceptedContext; data: Data }> {
   const same = dimse.contextFor(item.sopClassUid, [item.transferSyntaxUid]);
@@ -243,9 +261,11 @@ async function load(dimse: Dimse, item: StoreItem): Promise<{ context: AcceptedC
       await fh.close();
     }
   }
-  const other = isNativeTransferSyntax(item.transferSyntaxUid)
-    ? dimse.contextFor(item.sopClassUid, [EXPLICIT_LE, IMPLICIT_LE])
-    : undefined;
+  const native = isNativeTransferSyntax(item.transferSyntaxUid);
+  const other =
+    native || canDecode(item.transferSyntaxUid)
+      ? dimse.contextFor(item.sopClassUid, [EXPLICIT_LE, IMPLICIT_LE])
+      : undefined;
   if (!other) {
     throw new DicomError(
       'ERR_DIMSE_NO_CONTEXT',
@@ -253,7 +273,8 @@ async function load(dimse: Dimse, item: StoreItem): Promise<{ context: AcceptedC
     );
   }
   const file = readPart10(await readFile(item.path));
-  return { context: other, data: encodeDataset(file.dataset, other.transferSyntax) };
+  const dataset = native ? file.dataset : await decompressDataset(file.dataset, item.transferSyntaxUid);
+  return { context: other, data: encodeDataset(dataset, other.transferSyntax) };
 }
 
 function readSize(peerMaxPduLength: number): number {
