@@ -82,9 +82,11 @@ export const INGEST_DEFAULTS = {
   maxBatch: 256,
 } as const;
 
-/** A record computed from the data set as it was when Pixel Data started, and its element count then. */
+/** A record computed from the data set as it was when Pixel Data started, and what it saw then. */
 interface EarlyRecord {
   readonly elements: number;
+  /** The Pixel Data element it saw (a second Pixel Data, malformed, would replace it). */
+  readonly pixelData: Element | undefined;
   readonly record: InstanceRecord;
 }
 
@@ -255,6 +257,7 @@ export class Ingest {
       try {
         early = {
           elements: root.size,
+          pixelData: root.get(PixelDataTag),
           record: recordOf(root, {
             blobKey: '',
             size: 0,
@@ -368,7 +371,7 @@ export class Ingest {
     // The record is computed while the blob writes settle.
     const blobKey = blobKeyFor(sopInstanceUid, checksum);
     const record =
-      early !== undefined && early.elements === ds.size
+      early !== undefined && early.elements === ds.size && early.pixelData === ds.get(PixelDataTag)
         ? { ...early.record, instance: { ...early.record.instance, blobKey, checksum, size: writer.size } }
         : recordOf(ds, {
             blobKey,

@@ -79,17 +79,18 @@ export class DatasetBuilder {
         }
         // A value kept as a reference is complete with its header (offset and length): it is in the
         // data set at once, so a reader of the data set so far (ingest, once Pixel Data starts) sees it.
-        if (this.options.bulk === 'reference')
+        const reference = this.options.bulk === 'reference';
+        if (reference)
           ds.set({ kind: 'bulk', tag, vr, bulk: this.ref(tag, token.valueOffset, token.length) });
         this.open = {
           kind: 'value',
           tag,
           offset: token.valueOffset,
           length: token.length,
-          chunks: this.options.bulk === 'inline' ? [] : undefined,
-          finish: (bytes, ref) => {
+          chunks: reference ? undefined : [],
+          // A reference is in place already (the same element object from its header to the end).
+          finish: (bytes) => {
             if (bytes) ds.set({ kind: 'value', tag, vr, bytes });
-            else ds.set({ kind: 'bulk', tag, vr, bulk: ref! });
           },
         };
         return;
