@@ -390,7 +390,10 @@ async function* wrapInflate(
 /**
  * Reads a Part 10 file from disk as a stream, with bulk values left in the file and read back on demand.
  */
-export async function readPart10File(path: string, options: ReadOptions = {}): Promise<Part10> {
+export async function readPart10File(
+  path: string,
+  options: ReadOptions = {},
+): Promise<Part10 & { readonly fileSize: number }> {
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();
@@ -423,7 +426,7 @@ export async function readPart10File(path: string, options: ReadOptions = {}): P
         await again.close();
       }
     };
-    return await readPart10Stream(chunks(), {
+    const file = await readPart10Stream(chunks(), {
       ...options,
       bulkSource,
       sourceLength: size,
@@ -431,6 +434,7 @@ export async function readPart10File(path: string, options: ReadOptions = {}): P
         position = offset;
       },
     });
+    return { ...file, fileSize: size };
   } finally {
     await fh.close();
   }

@@ -39,19 +39,30 @@ export async function listFiles(paths: readonly string[]): Promise<string[]> {
   const out: string[] = [];
   for (const p of paths) {
     const s = await stat(p);
-    if (s.isDirectory()) {
-      const entries = (await readdir(p)).sort();
-      out.push(...(await listFiles(entries.map((e) => join(p, e)))));
-    } else if (s.isFile()) out.push(p);
+    if (s.isDirectory()) await listFolder(p, out);
+    else if (s.isFile()) out.push(p);
   }
   return out;
 }
 
+/** The files under `folder`, recursively, sorted by name; an entry's type from the listing (no stat per file). */
+async function listFolder(folder: string, out: string[]): Promise<void> {
+  const entries = (await readdir(folder, { withFileTypes: true })).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+  for (const entry of entries) {
+    const path = join(folder, entry.name);
+    if (entry.isDirectory()) await listFolder(path, out);
+    else if (entry.isFile()) out.push(path);
+    else if (entry.isSymbolicLink()) out.push(...(await listFiles([path])));
+  }
+}
+
 /** Reads the header of a file to send (stops before Pixel Data); throws a DicomError when it is not DICOM. */
 export async function describeFile(path: string): Promise<StoreItem> {
-  const { size } = await stat(path);
-  if (size === 0) throw new DicomError('ERR_DIMSE_NOT_DICOM', 'the file is empty');
   const file = await readPart10File(path, { stopBeforeTag: 0x00080019 });
+  const size = file.fileSize;
+  if (size === 0) throw new DicomError('ERR_DIMSE_NOT_DICOM', 'the file is empty');
   const sopClassUid = file.meta.string(0x00020002) ?? file.dataset.string(0x00080016);
   const sopInstanceUid = file.meta.string(0x00020003) ?? file.dataset.string(0x00080018);
   if (!sopClassUid || !sopInstanceUid)
