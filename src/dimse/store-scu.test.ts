@@ -44,3 +44,45 @@ test('describeFile: UIDs, syntax and data set extent from the header; empty and 
     [join(dir, 'text'), join(dir, 'empty')],
   );
 });
+
+test('describeFile: a header longer than the first 64 KiB read is read again in full', async () => {
+  const { Dataset, writePart10 } = await import('../codec/index.ts');
+  const dataset = new Dataset();
+  dataset.setValues(0x00080016, ['1.2.840.10008.5.1.4.1.1.7'], 'UI');
+  dataset.setValues(0x00080018, ['1.2.826.0.1.3680043.2.1125.7.7'], 'UI');
+  dataset.setBytes(0x7fe00010, 'OB', Buffer.alloc(1000, 3));
+  const meta = new Dataset({ littleEndian: true });
+  // 100 KB of Private Information in the File Meta: the header alone outgrows the first read.
+  meta.setValues(0x00020100, ['1.2.826.0.1.3680043.2.1125.7'], 'UI');
+  meta.setBytes(0x00020102, 'OB', Buffer.alloc(100_000, 1));
+  const path = join(dir, 'long-meta.dcm');
+  const bytes = writePart10({ dataset, meta }, '1.2.840.10008.1.2.1');
+  writeFileSync(path, bytes);
+  const item = await describeFile(path);
+  assert.equal(item.sopInstanceUid, '1.2.826.0.1.3680043.2.1125.7.7');
+  assert.ok(item.datasetOffset > 100_000, `data set at ${item.datasetOffset}`);
+  assert.equal(item.datasetOffset + item.datasetLength, bytes.length);
+});
+
+test('describeFile: a first read that ends exactly where the data set begins is not taken for the whole header', async () => {
+  const { Dataset, readPart10, writePart10 } = await import('../codec/index.ts');
+  const dataset = new Dataset();
+  dataset.setValues(0x00080016, ['1.2.840.10008.5.1.4.1.1.7'], 'UI');
+  dataset.setValues(0x00080018, ['1.2.826.0.1.3680043.2.1125.7.8'], 'UI');
+  dataset.setBytes(0x7fe00010, 'OB', Buffer.alloc(1000, 3));
+  const write = (privateBytes: number): Buffer => {
+    const meta = new Dataset({ littleEndian: true });
+    meta.setValues(0x00020100, ['1.2.826.0.1.3680043.2.1125.7'], 'UI');
+    meta.setBytes(0x00020102, 'OB', Buffer.alloc(privateBytes, 1));
+    return writePart10({ dataset, meta }, '1.2.840.10008.1.2.1');
+  };
+  // Size the File Meta so that the data set starts at byte 65536, right after the first read.
+  const probe = readPart10(write(1000)).datasetOffset;
+  const bytes = write(1000 + 65536 - probe);
+  assert.equal(readPart10(bytes).datasetOffset, 65536);
+  const path = join(dir, 'meta-to-64k.dcm');
+  writeFileSync(path, bytes);
+  const item = await describeFile(path);
+  assert.equal(item.sopInstanceUid, '1.2.826.0.1.3680043.2.1125.7.8');
+  assert.equal(item.datasetOffset, 65536);
+});
