@@ -59,15 +59,33 @@ interface Element {
   readonly highInverse?: ReadonlyMap<number, number>;
 }
 
+/** A single-byte G1 set; its tables (128 iconv-lite decodes) are built on first use, not at start-up. */
 function singleByteElement(name: string, encoding: string, final: number): Element {
-  const high: string[] = [];
-  const highInverse = new Map<number, number>();
-  for (let b = 0x80; b <= 0xff; b++) {
-    const ch = iconv.decode(Buffer.from([b]), encoding);
-    high.push(ch);
-    if (ch !== REPLACEMENT) highInverse.set(ch.codePointAt(0)!, b);
-  }
-  return { name, kind: 'sb96', slot: 1, escape: [ESC, 0x2d, final], high, highInverse };
+  let tables: { high: string[]; highInverse: Map<number, number> } | undefined;
+  const build = (): { high: string[]; highInverse: Map<number, number> } => {
+    const high: string[] = [];
+    const highInverse = new Map<number, number>();
+    for (let b = 0x80; b <= 0xff; b++) {
+      const ch = iconv.decode(Buffer.from([b]), encoding);
+      high.push(ch);
+      if (ch !== REPLACEMENT) highInverse.set(ch.codePointAt(0)!, b);
+    }
+    return { high, highInverse };
+  };
+  return {
+    name,
+    kind: 'sb96',
+    slot: 1,
+    escape: [ESC, 0x2d, final],
+    get high() {
+      tables ??= build();
+      return tables.high;
+    },
+    get highInverse() {
+      tables ??= build();
+      return tables.highInverse;
+    },
+  };
 }
 
 const ASCII: Element = { name: 'ISO-IR 6', kind: 'ascii', slot: 0, escape: [ESC, 0x28, 0x42] };
