@@ -4,7 +4,6 @@
  * shutdown that finishes the stores in progress before the index is closed.
  */
 import type { DestinationStream } from 'pino';
-import type { HandlerResult, IncomingRequest } from '../dimse/index.ts';
 import { createDicomWebApp, DICOMWEB_DEFAULTS } from '../web/index.ts';
 import { type AdminHttp, ArchiveMetrics, startAdminHttp } from './admin-http.ts';
 import { type Archive, archiveStore, openArchive } from './archive-store.ts';
