@@ -1,24 +1,13 @@
-import { createHash } from 'node:crypto';
 import { channel } from 'node:diagnostics_channel';
-import { inflateRawSync } from 'node:zlib';
+import { datasetFromJson, decodeDataset, part10Header } from '../codec/index.ts';
+import { CodecError, DicomError } from '../core/index.ts';
 import {
-  Dataset,
-  DatasetBuilder,
-  datasetFromJson,
-  datasetToJson,
-  decodeDataset,
-  type Element,
-  type ElementPath,
-  frameFragments,
-  nativeFrames,
-  part10Header,
-  type Token,
-  TokenReader,
-  transferSyntax,
-} from '../codec/index.ts';
-import { CodecError, DicomError, isValidUid, PixelDataTag, tagToHex } from '../core/index.ts';
-import { Tag } from '../dictionary/index.ts';
-import { blobKeyFor } from './keys.ts';
+  type AnalysisResult,
+  INGEST_STATUS,
+  type IngestSource,
+  InstanceAnalysis,
+  recordOf,
+} from './analysis.ts';
 import type {
   BlobStore,
   BlobWriter,
@@ -29,21 +18,9 @@ import type {
   InstanceRecord,
 } from './ports.ts';
 
+export { INGEST_STATUS, type IngestSource } from './analysis.ts';
+
 const ingestChannel = channel('tessera:archive:ingest');
-
-/** C-STORE statuses of PS3.4 B.2.3 (and the general 0111 of PS3.7 C.5) that ingest answers with. */
-export const INGEST_STATUS = {
-  Success: 0x0000,
-  DuplicateSOPInstance: 0x0111,
-  OutOfResources: 0xa700,
-  DataSetDoesNotMatchSOPClass: 0xa900,
-  CannotUnderstand: 0xc000,
-} as const;
-
-export interface IngestSource {
-  readonly aeTitle?: string | undefined;
-  readonly address?: string | undefined;
-}
 
 export interface IngestContext {
   /** Transfer syntax of the incoming data set bytes (the presentation context's, for C-STORE). */
@@ -70,9 +47,6 @@ export interface IngestResult {
   readonly outcome?: CommitOutcome;
 }
 
-/** Binary values longer than this are left out of the metadata document (BulkDataURI placeholders). */
-const METADATA_BULK_THRESHOLD = 1024;
-
 export const INGEST_DEFAULTS = {
   /**
    * How long the committer waits for more instances before one index transaction (group commit);
@@ -81,14 +55,6 @@ export const INGEST_DEFAULTS = {
   groupCommitMs: 0,
   maxBatch: 256,
 } as const;
-
-/** A record computed from the data set as it was when Pixel Data started, and what it saw then. */
-interface EarlyRecord {
-  readonly elements: number;
-  /** The Pixel Data element it saw (a second Pixel Data, malformed, would replace it). */
-  readonly pixelData: Element | undefined;
-  readonly record: InstanceRecord;
-}
 
 /** Bytes of a data set queued for the blob writer before ingest waits for the disk to catch up. */
 const WRITE_BACKLOG_BYTES = 4 * 1024 * 1024;
@@ -242,7 +208,6 @@ export class Ingest {
     ctx: IngestContext,
     received: { bytes: number },
   ): Promise<IngestResult> {
-    const syntax = transferSyntax(ctx.transferSyntaxUid);
     const expected = ctx.expected ?? {};
     const header = part10Header({
       sopClassUid: expected.sopClassUid,
@@ -250,32 +215,16 @@ export class Ingest {
       transferSyntaxUid: ctx.transferSyntaxUid,
       sourceAETitle: ctx.source.aeTitle,
     });
-    // Once Pixel Data starts (the header has all arrived), the record is computed while the pixel data
-    // streams in, off the path from the last byte to the answer; it stands unless elements follow.
-    let early: EarlyRecord | undefined;
-    const onPixelData = (root: Dataset): void => {
-      try {
-        early = {
-          elements: root.size,
-          pixelData: root.get(PixelDataTag),
-          record: recordOf(root, {
-            blobKey: '',
-            size: 0,
-            checksum: '',
-            transferSyntaxUid: ctx.transferSyntaxUid,
-            source: ctx.source,
-            frameOffsets: frameOffsetsOf(root),
-            datasetOffset: header.length,
-          }),
-        };
-      } catch {
-        early = undefined; // computed again at the end, where its error counts
-      }
-    };
-    const parser = syntax.deflated ? deflatedParser() : streamingParser(syntax, header.length, onPixelData);
+    // The analysis (hash, parse, validation, record: analysis.ts) sees the bytes as they are written.
+    const analysis = new InstanceAnalysis({
+      transferSyntaxUid: ctx.transferSyntaxUid,
+      headerLength: header.length,
+      ...(ctx.expected ? { expected: ctx.expected } : {}),
+      source: ctx.source,
+    });
     // The temp blob opens while the first chunks arrive; writes are queued without waiting for each
-    // (the writer keeps their order), so the disk works while the next chunks arrive and parse, and
-    // while the record is computed. Past WRITE_BACKLOG_BYTES queued, we wait for the disk.
+    // (the writer keeps their order), so the disk works while the next chunks arrive and are analysed.
+    // Past WRITE_BACKLOG_BYTES queued, we wait for the disk.
     let writer: BlobWriter | undefined;
     let writeError: unknown;
     const noteError = (err: unknown): void => {
@@ -295,13 +244,12 @@ export class Ingest {
       const w = await creating.catch(() => undefined);
       await w?.abort();
     };
-    const hash = createHash('sha256');
     let queued: Promise<void>;
+    let analysed: AnalysisResult;
     try {
       queued = write(header);
       let backlog = header.length;
       for await (const chunk of data) {
-        hash.update(chunk);
         received.bytes += chunk.length;
         queued = write(chunk);
         backlog += chunk.length;
@@ -309,84 +257,40 @@ export class Ingest {
           await queued;
           backlog = 0;
         }
-        parser.push(chunk);
+        analysis.push(chunk);
       }
       if (writeError !== undefined) throw writeError;
+      analysed = analysis.end();
     } catch (err) {
       await discard();
       throw err;
     }
-    let ds: Dataset;
-    try {
-      ds = parser.end();
-    } catch (err) {
+    if (analysed.kind === 'rejected') {
       await discard();
-      return {
-        status: INGEST_STATUS.CannotUnderstand,
-        comment: `cannot parse the data set: ${(err as Error).message}`,
-      };
+      return { status: analysed.status, comment: analysed.comment };
     }
-    // The writes still on their way settle (in order) while the record is computed; every failure
-    // among them has been noted once the last one settled.
-    const settled = queued.catch(() => undefined);
-    const written = async (): Promise<void> => {
-      await settled;
-      if (writeError !== undefined) throw writeError;
-    };
-    return this.finish(
-      await creating,
-      ds,
-      hash.digest('hex'),
-      header.length,
-      ctx,
-      syntax.deflated,
-      written,
-      early,
-    );
-  }
-
-  private async finish(
-    writer: BlobWriter,
-    ds: Dataset,
-    checksum: string,
-    datasetOffset: number,
-    ctx: IngestContext,
-    deflated: boolean,
-    written: () => Promise<void>,
-    early?: EarlyRecord,
-  ): Promise<IngestResult> {
-    const invalid = validate(ds, ctx);
-    if (invalid) {
-      await writer.abort();
-      return invalid;
-    }
-    const sopInstanceUid = ds.string(Tag.SOPInstanceUID)!;
-    const studyInstanceUid = ds.string(Tag.StudyInstanceUID)!;
+    const record = analysed.record;
+    const w = await creating;
     const ids = {
-      sopInstanceUid,
-      sopClassUid: ds.string(Tag.SOPClassUID)!,
-      studyInstanceUid,
-      seriesInstanceUid: ds.string(Tag.SeriesInstanceUID)!,
+      sopInstanceUid: record.instance.sopInstanceUid,
+      sopClassUid: record.instance.sopClassUid,
+      studyInstanceUid: record.study.studyInstanceUid,
+      seriesInstanceUid: record.series.seriesInstanceUid,
     };
-    // The record is computed while the blob writes settle.
-    const blobKey = blobKeyFor(sopInstanceUid, checksum);
-    const record =
-      early !== undefined && early.elements === ds.size && early.pixelData === ds.get(PixelDataTag)
-        ? { ...early.record, instance: { ...early.record.instance, blobKey, checksum, size: writer.size } }
-        : recordOf(ds, {
-            blobKey,
-            size: writer.size,
-            checksum,
-            transferSyntaxUid: ctx.transferSyntaxUid,
-            source: ctx.source,
-            frameOffsets: deflated ? undefined : frameOffsetsOf(ds),
-            datasetOffset,
-          });
+    const blobKey = record.instance.blobKey;
     try {
-      await written();
-      await writer.commit(blobKey);
+      // The writes still on their way settle (in order); every failure among them has been noted
+      // once the last one settled.
+      await queued.catch(() => undefined);
+      if (writeError !== undefined) throw writeError;
+      if (w.size !== record.instance.size)
+        throw new DicomError(
+          'ERR_ARCHIVE_INTERNAL',
+          `the blob holds ${w.size} bytes, the analysis saw ${record.instance.size}`,
+        );
+      await w.commit(blobKey);
     } catch (err) {
-      await writer.abort().catch(() => undefined);
+      await w.abort().catch(() => undefined);
       throw err;
     }
     const outcome = await this.committer.submit(record, ctx.policy);
@@ -522,76 +426,6 @@ function fileMetaOf(head: Buffer): {
   };
 }
 
-/** Parses a data set from the chunks stored, as they arrive; `end` returns it or throws why it cannot. */
-interface ChunkParser {
-  push(chunk: Buffer): void;
-  end(): Dataset;
-}
-
-/**
- * Native syntaxes: a token reader parses on the way (bulk values stay references into the blob, small
- * values are copied out of the socket chunks). The first parse error stops parsing; `end` throws it.
- */
-function streamingParser(
-  syntax: ReturnType<typeof transferSyntax>,
-  baseOffset: number,
-  onPixelData?: (root: Dataset) => void,
-): ChunkParser {
-  const builder = new DatasetBuilder({
-    bulkThreshold: METADATA_BULK_THRESHOLD,
-    bulk: 'reference',
-    littleEndian: syntax.littleEndian,
-    copyValues: true,
-  });
-  const reader = new TokenReader({
-    explicitVR: syntax.explicitVR,
-    littleEndian: syntax.littleEndian,
-    baseOffset,
-    streamThreshold: METADATA_BULK_THRESHOLD,
-  });
-  let error: CodecError | undefined;
-  const drain = (): void => {
-    for (let t: Token | undefined = reader.next(); t !== undefined; t = reader.next()) {
-      builder.accept(t);
-      if (t.kind === 'element' && t.tag === PixelDataTag && builder.current === builder.root)
-        onPixelData?.(builder.root);
-    }
-  };
-  const guarded = (step: () => void): void => {
-    if (error) return;
-    try {
-      step();
-    } catch (err) {
-      if (err instanceof CodecError) error = err;
-      else throw err;
-    }
-  };
-  return {
-    push: (chunk) =>
-      guarded(() => {
-        reader.push(chunk);
-        drain();
-      }),
-    end: () => {
-      guarded(() => {
-        reader.end();
-        drain();
-      });
-      if (error) throw error;
-      return builder.root;
-    },
-  };
-}
-
-/** Deflated data sets are stored as received; a copy is inflated and parsed at the end. */
-function deflatedParser(): ChunkParser {
-  const parts: Buffer[] = [];
-  return {
-    push: (chunk) => parts.push(Buffer.from(chunk)),
-    end: () => decodeDataset(inflateRawSync(Buffer.concat(parts)), '1.2.840.10008.1.2.1'),
-  };
-}
-
 function failure(err: unknown): IngestResult {
   if (err instanceof DicomError && err.code === 'ERR_ARCHIVE_DISK_FULL') {
     return { status: INGEST_STATUS.OutOfResources, comment: 'out of disk space' };
@@ -605,204 +439,4 @@ function failure(err: unknown): IngestResult {
   if (err instanceof DicomError && (err.code.endsWith('_TRUNCATED') || err.code.includes('_MULTIPART_')))
     return { status: INGEST_STATUS.CannotUnderstand, comment: err.message };
   return { status: INGEST_STATUS.OutOfResources, comment: `cannot store: ${(err as Error).message}` };
-}
-
-/** Required UIDs present and valid, and the data set is what the request announced (PS3.4 B.2.3). */
-function validate(ds: Dataset, ctx: IngestContext): IngestResult | undefined {
-  const uids: [string, number][] = [
-    ['SOP Class UID', Tag.SOPClassUID],
-    ['SOP Instance UID', Tag.SOPInstanceUID],
-    ['Study Instance UID', Tag.StudyInstanceUID],
-    ['Series Instance UID', Tag.SeriesInstanceUID],
-  ];
-  for (const [name, t] of uids) {
-    const v = ds.string(t);
-    if (!v)
-      return {
-        status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
-        comment: `${name} (${tagToHex(t)}) is missing`,
-      };
-    if (!isValidUid(v))
-      return {
-        status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
-        comment: `${name} (${tagToHex(t)}) is not a valid UID`,
-      };
-  }
-  const expected = ctx.expected ?? {};
-  if (expected.sopClassUid && ds.string(Tag.SOPClassUID) !== expected.sopClassUid) {
-    return {
-      status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
-      comment: 'SOP Class UID of the data set differs from the request',
-    };
-  }
-  if (expected.sopInstanceUid && ds.string(Tag.SOPInstanceUID) !== expected.sopInstanceUid) {
-    return {
-      status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
-      comment: 'SOP Instance UID of the data set differs from the request',
-    };
-  }
-  if (expected.studyInstanceUid && ds.string(Tag.StudyInstanceUID) !== expected.studyInstanceUid) {
-    return {
-      status: INGEST_STATUS.DataSetDoesNotMatchSOPClass,
-      comment: `Study Instance UID (0020,000D) ${ds.string(Tag.StudyInstanceUID)} is not the study of the request`,
-    };
-  }
-  return undefined;
-}
-
-/** Byte ranges of each frame in the blob: [offset, length] per frame, or per fragment of each frame. */
-function frameOffsetsOf(ds: Dataset): string | undefined {
-  const pixel = ds.get(PixelDataTag);
-  if (!pixel) return undefined;
-  try {
-    if (pixel.kind === 'encapsulated') {
-      const frames = frameFragments(ds, pixel);
-      return JSON.stringify(
-        frames.map((indexes) => indexes.map((i) => [pixel.fragments[i]!.offset, pixel.fragments[i]!.length])),
-      );
-    }
-    const offset = pixel.kind === 'bulk' ? pixel.bulk.offset : undefined;
-    const length =
-      pixel.kind === 'bulk' ? pixel.bulk.length : pixel.kind === 'value' ? pixel.bytes.length : 0;
-    if (offset === undefined) return undefined;
-    return JSON.stringify(nativeFrames(ds, length).map((f) => [offset + f.offset, f.length]));
-  } catch {
-    // Frames that cannot be located at ingest are located at retrieval by parsing.
-    return undefined;
-  }
-}
-
-function str(ds: Dataset, t: number): string | undefined {
-  try {
-    const v = ds.string(t);
-    return v === undefined || v === '' ? undefined : v;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Every value, joined with DICOM's backslash (multi-valued strings as the index keeps them). */
-function all(ds: Dataset, t: number): string | undefined {
-  try {
-    const v = ds.strings(t).join('\\');
-    return v.replace(/\\+$/u, '') === '' ? undefined : v;
-  } catch {
-    return undefined;
-  }
-}
-
-function num(ds: Dataset, t: number): number | undefined {
-  try {
-    const n = ds.number(t);
-    return n === undefined || Number.isNaN(n) ? undefined : n;
-  } catch {
-    return undefined;
-  }
-}
-
-/** BulkDataURI placeholders of the metadata document: `bulk/<tag>[/<item>/<tag>...]`, resolved by the web layer. */
-function bulkPlaceholder(_el: Element, path: ElementPath): string {
-  return `bulk/${path.map((p, i) => (i % 2 === 0 ? tagToHex(p) : String(p))).join('/')}`;
-}
-
-function recordOf(
-  ds: Dataset,
-  stored: {
-    blobKey: string;
-    size: number;
-    checksum: string;
-    transferSyntaxUid: string;
-    source: IngestSource;
-    frameOffsets: string | undefined;
-    datasetOffset: number;
-    /** Kept as they were (a record rebuilt from a stored instance, e.g. by a migration). */
-    receivedAt?: string;
-    metadata?: string;
-  },
-): InstanceRecord {
-  const requestAttributes = ds.items(Tag.RequestAttributesSequence).map((item) => ({
-    RequestedProcedureID: str(item, Tag.RequestedProcedureID),
-    ScheduledProcedureStepID: str(item, Tag.ScheduledProcedureStepID),
-  }));
-  const metadata =
-    stored.metadata ??
-    JSON.stringify(
-      datasetToJson(ds, { bulkDataUri: bulkPlaceholder, bulkThreshold: METADATA_BULK_THRESHOLD }),
-    );
-  return {
-    patient: {
-      patientId: str(ds, Tag.PatientID) ?? '',
-      ...opt('patientName', str(ds, Tag.PatientName)),
-      ...opt('birthDate', str(ds, Tag.PatientBirthDate)),
-      ...opt('sex', str(ds, Tag.PatientSex)),
-      ...opt('issuerOfPatientId', str(ds, Tag.IssuerOfPatientID)),
-      ...opt('birthTime', str(ds, Tag.PatientBirthTime)),
-      ...opt('otherPatientIds', all(ds, Tag.OtherPatientIDs)),
-      ...opt('ethnicGroup', str(ds, Tag.EthnicGroup)),
-      ...opt('patientComments', str(ds, Tag.PatientComments)),
-    },
-    study: {
-      studyInstanceUid: ds.string(Tag.StudyInstanceUID)!,
-      ...opt('studyDate', str(ds, Tag.StudyDate)),
-      ...opt('studyTime', str(ds, Tag.StudyTime)),
-      ...opt('accessionNumber', str(ds, Tag.AccessionNumber)),
-      ...opt('studyId', str(ds, Tag.StudyID)),
-      ...opt('studyDescription', str(ds, Tag.StudyDescription)),
-      ...opt('referringPhysicianName', str(ds, Tag.ReferringPhysicianName)),
-      ...opt(
-        'issuerOfAccessionNumber',
-        str(ds.items(Tag.IssuerOfAccessionNumberSequence)[0] ?? new Dataset(), Tag.LocalNamespaceEntityID),
-      ),
-      ...opt('nameOfPhysiciansReadingStudy', all(ds, Tag.NameOfPhysiciansReadingStudy)),
-      ...opt('admittingDiagnosesDescription', all(ds, Tag.AdmittingDiagnosesDescription)),
-      ...opt('otherStudyNumbers', all(ds, Tag.OtherStudyNumbers)),
-      ...opt('timezoneOffsetFromUtc', str(ds, Tag.TimezoneOffsetFromUTC)),
-      ...opt('patientAge', str(ds, Tag.PatientAge)),
-      ...opt('patientSize', str(ds, Tag.PatientSize)),
-      ...opt('patientWeight', str(ds, Tag.PatientWeight)),
-      ...opt('occupation', str(ds, Tag.Occupation)),
-      ...opt('additionalPatientHistory', str(ds, Tag.AdditionalPatientHistory)),
-    },
-    series: {
-      seriesInstanceUid: ds.string(Tag.SeriesInstanceUID)!,
-      ...opt('modality', str(ds, Tag.Modality)),
-      ...opt('seriesNumber', num(ds, Tag.SeriesNumber)),
-      ...opt('seriesDescription', str(ds, Tag.SeriesDescription)),
-      ...opt('seriesDate', str(ds, Tag.SeriesDate)),
-      ...opt('seriesTime', str(ds, Tag.SeriesTime)),
-      ...opt('bodyPartExamined', str(ds, Tag.BodyPartExamined)),
-      ...opt('laterality', str(ds, Tag.Laterality)),
-      ...opt('protocolName', str(ds, Tag.ProtocolName)),
-      ...opt('institutionName', str(ds, Tag.InstitutionName)),
-      ...opt('stationName', str(ds, Tag.StationName)),
-      ...opt('performedProcedureStepStartDate', str(ds, Tag.PerformedProcedureStepStartDate)),
-      ...opt('performedProcedureStepStartTime', str(ds, Tag.PerformedProcedureStepStartTime)),
-      ...(requestAttributes.length ? { requestAttributes: JSON.stringify(requestAttributes) } : {}),
-    },
-    instance: {
-      sopInstanceUid: ds.string(Tag.SOPInstanceUID)!,
-      sopClassUid: ds.string(Tag.SOPClassUID)!,
-      ...opt('instanceNumber', num(ds, Tag.InstanceNumber)),
-      transferSyntaxUid: stored.transferSyntaxUid,
-      ...opt('numberOfFrames', num(ds, Tag.NumberOfFrames)),
-      ...opt('rows', num(ds, Tag.Rows)),
-      ...opt('columns', num(ds, Tag.Columns)),
-      ...opt('bitsAllocated', num(ds, Tag.BitsAllocated)),
-      ...opt('contentDate', str(ds, Tag.ContentDate)),
-      ...opt('contentTime', str(ds, Tag.ContentTime)),
-      blobKey: stored.blobKey,
-      size: stored.size,
-      checksum: stored.checksum,
-      receivedAt: stored.receivedAt ?? new Date().toISOString(),
-      ...opt('sourceAETitle', stored.source.aeTitle),
-      ...opt('sourceAddress', stored.source.address),
-      metadata,
-      ...opt('frameOffsets', stored.frameOffsets),
-      ...opt('characterSet', ds.strings(Tag.SpecificCharacterSet).join('\\') || undefined),
-    },
-  };
-}
-
-function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
 }
