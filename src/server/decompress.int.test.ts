@@ -47,6 +47,7 @@ const FILES = [
     propose: '-xs',
   },
   { path: join(DATA, 'multiframe', 'enhanced-ct-2f-rle-bot.dcm'), tool: 'dcmdrle', propose: '-xr' },
+  { path: join(DATA, 'multiframe', 'us-palette-10f-rle-dcm4che.dcm'), tool: 'dcmdrle', propose: '-xr' },
 ] as const;
 
 const quiet = new Writable({ write: (_c, _e, done) => done() });
@@ -78,7 +79,16 @@ describe('compressed instances retrieved uncompressed (WADO-RS, C-GET, C-MOVE)',
   const web = () => `http://127.0.0.1:${archive.httpPort}/dicomweb`;
 
   before(async () => {
-    await requireTools('storescu', 'getscu', 'movescu', 'storescp', 'dcmdjpls', 'dcmdrle', 'dcmdjpeg');
+    await requireTools(
+      'storescu',
+      'getscu',
+      'movescu',
+      'storescp',
+      'dcmdjpls',
+      'dcmdrle',
+      'dcmdjpeg',
+      'dcm2pnm',
+    );
     dir = await mkdtemp(join(tmpdir(), 'tessera-decompress-'));
     destPort = await freePort();
     await mkdir(join(dir, 'dest'));
@@ -186,6 +196,33 @@ describe('compressed instances retrieved uncompressed (WADO-RS, C-GET, C-MOVE)',
       );
       // Not a blank image: grey levels spread over the range.
       assert.ok(new Set(data).size > 16, `${ref.path}: ${new Set(data).size} grey levels`);
+    }
+  });
+
+  test('PALETTE COLOR rendered through its lookup tables, as DCMTK dcm2pnm renders it', async () => {
+    const ref = refs.find((r) => r.stored.string(Tag.PhotometricInterpretation) === 'PALETTE COLOR')!;
+    for (const frame of [1, 7]) {
+      const r = await fetch(`${urlOf(web(), ref.stored)}/frames/${frame}/rendered`, {
+        headers: { accept: 'image/png' },
+      });
+      assert.equal(r.status, 200, await r.clone().text());
+      const mine = await sharp(Buffer.from(await r.arrayBuffer()))
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      const out = join(dir, `palette-${frame}.png`);
+      const d = await run('dcm2pnm', ['+on', '--frame', String(frame), ref.path, out], { timeoutMs: 60_000 });
+      assert.equal(d.code, 0, d.stdout + d.stderr);
+      const theirs = await sharp(out).raw().toBuffer({ resolveWithObject: true });
+      assert.deepEqual([mine.info.width, mine.info.height, mine.info.channels], [600, 430, 3]);
+      assert.deepEqual([theirs.info.width, theirs.info.height, theirs.info.channels], [600, 430, 3]);
+      let off = 0;
+      for (let i = 0; i < mine.data.length; i++) if (Math.abs(mine.data[i]! - theirs.data[i]!) > 1) off++;
+      assert.equal(off, 0, `frame ${frame}: ${off} of ${mine.data.length} samples differ by more than 1`);
+      // Colour, not grey: some pixels have red, green and blue apart.
+      let colour = 0;
+      for (let i = 0; i < mine.data.length; i += 3)
+        if (mine.data[i] !== mine.data[i + 1] || mine.data[i + 1] !== mine.data[i + 2]) colour++;
+      assert.ok(colour > 1000, `frame ${frame}: ${colour} coloured pixels`);
     }
   });
 

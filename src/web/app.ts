@@ -58,7 +58,7 @@ import {
 } from '../dicomweb/index.ts';
 import { Tag } from '../dictionary/index.ts';
 import { HttpError, sendJson, serviceUrl, uidParam, warning } from './http.ts';
-import { canRender, type PixelDescription, renderFrame } from './render.ts';
+import { canRender, type Palette, type PaletteLut, type PixelDescription, renderFrame } from './render.ts';
 
 const requestChannel = channel('tessera:web:request');
 
@@ -587,13 +587,17 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
       const row = await instanceRow(request.params);
       const chosen = negotiate(request.headers.accept, [{ type: 'image/jpeg' }, { type: 'image/png' }]);
       if (!chosen.ok) throw new HttpError(406, chosen.message);
-      const px = pixelDescription(row);
-      if (!px) throw new HttpError(406, 'the instance has no image pixel data to render');
-      if (!canRender(px.transferSyntaxUid))
-        throw new HttpError(406, `cannot render ${px.transferSyntaxUid}: no decoder for it here`);
+      const described = pixelDescription(row);
+      if (!described) throw new HttpError(406, 'the instance has no image pixel data to render');
+      if (!canRender(described.transferSyntaxUid))
+        throw new HttpError(406, `cannot render ${described.transferSyntaxUid}: no decoder for it here`);
       const frame = withFrames ? frameList(request.params.frames)[0]! : 1;
       const frames = await frameLocations(blobs, row);
       if (frame > frames.length) throw new HttpError(404, `frame ${frame} does not exist`);
+      const px =
+        described.photometricInterpretation === 'PALETTE COLOR'
+          ? { ...described, palette: await paletteOf(blobs, row, frames) }
+          : described;
       const bytes = Buffer.concat(
         await Promise.all(frames[frame - 1]!.map(([o, l]) => blobs.readBytes(row.blobKey, o, l))),
       );
@@ -794,6 +798,60 @@ async function converted(blobs: BlobStore, item: RetrieveItem, target: string): 
     ? file.dataset
     : await decompressDataset(file.dataset, item.transferSyntaxUid);
   return writePart10({ dataset, meta: file.meta }, target);
+}
+
+/**
+ * The Palette Color Lookup Tables of an instance (PS3.3 C.7.9): descriptors from its metadata document;
+ * data from it too when inline (up to 1 KiB: 8-bit palettes of 256 entries), else from the blob's header
+ * (the bytes before Pixel Data). Segmented palettes (0028,1221-1223) are not supported: 406.
+ */
+async function paletteOf(
+  blobs: BlobStore,
+  row: IndexedInstance,
+  frames: [number, number][][],
+): Promise<Palette> {
+  const json = JSON.parse(row.metadata) as Record<string, { Value?: unknown[]; InlineBinary?: string }>;
+  let header: Dataset | undefined;
+  const lut = async (descriptorTag: string, dataTag: string, segmentedTag: string): Promise<PaletteLut> => {
+    const d = json[descriptorTag]?.Value;
+    if (!d || d.length < 3 || !d.every((x) => typeof x === 'number'))
+      throw new HttpError(
+        406,
+        `PALETTE COLOR without a lookup table descriptor (${descriptorTag}): cannot render`,
+      );
+    let data: Buffer | undefined;
+    const inline = json[dataTag]?.InlineBinary;
+    if (typeof inline === 'string') data = Buffer.from(inline, 'base64');
+    else if (json[dataTag] !== undefined) {
+      if (header === undefined) {
+        const end = frames[0]?.[0]?.[0];
+        if (end === undefined)
+          throw new HttpError(406, 'the pixel data of this instance was not located at ingest');
+        header = readPart10(await blobs.readBytes(row.blobKey, 0, end), {
+          stopBeforeTag: 0x7fe00010,
+        }).dataset;
+      }
+      const el = header.get(Number.parseInt(dataTag, 16));
+      data = el?.kind === 'value' ? el.bytes : el?.kind === 'bulk' ? await el.bulk.read() : undefined;
+      // Lookup table data is OW: little endian is what paletteTo8Bit reads.
+      if (data && row.transferSyntaxUid === '1.2.840.10008.1.2.2') data = Buffer.from(data).swap16();
+    } else if (json[segmentedTag] !== undefined)
+      throw new HttpError(406, 'segmented palette color lookup tables are not supported for rendering');
+    if (!data)
+      throw new HttpError(406, `PALETTE COLOR without its lookup table data (${dataTag}): cannot render`);
+    const [entries, firstMapped, bits] = d as number[];
+    if (bits !== 8 && bits !== 16)
+      throw new HttpError(
+        406,
+        `a palette lookup table of ${bits} bits per entry (8 or 16 expected): cannot render`,
+      );
+    return { entries: entries === 0 ? 65536 : entries!, firstMapped: firstMapped!, bits, data };
+  };
+  return {
+    red: await lut('00281101', '00281201', '00281221'),
+    green: await lut('00281102', '00281202', '00281222'),
+    blue: await lut('00281103', '00281203', '00281223'),
+  };
 }
 
 function first(json: Record<string, { Value?: unknown[] }>, tag: string): unknown {

@@ -2,7 +2,8 @@
  * Rendered and thumbnail resources (PS3.18 10.4.1.1.3, 8.3.5): one frame turned into an 8-bit
  * consumer image (image/jpeg or image/png) with the VOI LUT of PS3.3 C.11.2 (window center/width,
  * linear, from the request, else the instance's first Window Center/Width, else the frame's range
- * after the Modality LUT), MONOCHROME1 inverted, RGB and YBR_FULL colour, then scaled to the viewport
+ * after the Modality LUT), MONOCHROME1 inverted, RGB and YBR_FULL colour, PALETTE COLOR through its red,
+ * green and blue lookup tables (PS3.3 C.7.6.3.1.5-6; segmented palettes are refused), then scaled to the viewport
  * keeping the aspect ratio. Native pixel data is read here; 8-bit JPEG frames are decoded by libvips
  * (sharp); the other compressed syntaxes the codec can decode (RLE, JPEG 12-bit and lossless, JPEG-LS,
  * JPEG 2000) are decoded to native pixels first; the rest are refused (406).
@@ -27,6 +28,48 @@ export interface PixelDescription {
   readonly windowCenter?: number | undefined;
   readonly windowWidth?: number | undefined;
   readonly transferSyntaxUid: string;
+  /** PALETTE COLOR: the instance's red, green and blue lookup tables. */
+  readonly palette?: Palette | undefined;
+}
+
+/** One Palette Color Lookup Table (PS3.3 C.7.6.3.1.5): its descriptor and its data. */
+export interface PaletteLut {
+  /** Entries (a descriptor's 0 means 65536). */
+  readonly entries: number;
+  /** The stored pixel value mapped to the first entry; lower values map to it, higher ones to the last. */
+  readonly firstMapped: number;
+  /** 8 or 16 bits per entry. */
+  readonly bits: number;
+  /** The Lookup Table Data as stored (OW, little endian). */
+  readonly data: Buffer;
+}
+
+export interface Palette {
+  readonly red: PaletteLut;
+  readonly green: PaletteLut;
+  readonly blue: PaletteLut;
+}
+
+/**
+ * A lookup table's entries as 8-bit intensities. 16-bit entries span 0-65535 (PS3.3 C.7.6.3.1.6) and
+ * keep their high byte; 8-bit entries are one byte each, unless the data holds a 16-bit word per entry
+ * (a common encoding of 8-bit tables, as DCMTK and pydicom accept), whose low byte is the entry.
+ */
+export function paletteTo8Bit(lut: PaletteLut): Uint8Array {
+  const { entries, data } = lut;
+  const out = new Uint8Array(entries);
+  const words = lut.bits === 16 || data.length >= 2 * entries;
+  if (data.length < (words ? 2 * entries : entries))
+    throw new DicomError(
+      'ERR_WEB_RENDER_UNSUPPORTED',
+      `a palette lookup table holds ${data.length} bytes for ${entries} entries of ${lut.bits} bits`,
+    );
+  for (let i = 0; i < entries; i++) {
+    if (!words) out[i] = data[i]!;
+    else if (lut.bits === 16) out[i] = data[2 * i + 1]!;
+    else out[i] = data.readUInt16LE(2 * i) & 0xff;
+  }
+  return out;
 }
 
 export interface RenderOptions {
@@ -180,18 +223,44 @@ export function toEightBit(
   const signed = px.pixelRepresentation === 1;
   const bits = px.bitsStored;
   const mask = bits >= 32 ? 0xffffffff : 2 ** bits - 1;
+  const stored = (i: number): number => {
+    const raw =
+      bytesPer === 1
+        ? frame[i]!
+        : bytesPer === 2
+          ? bigEndian
+            ? frame.readUInt16BE(2 * i)
+            : frame.readUInt16LE(2 * i)
+          : bigEndian
+            ? frame.readUInt32BE(4 * i)
+            : frame.readUInt32LE(4 * i);
+    let v = bits >= 32 ? raw : raw & mask;
+    if (signed && bits < 32 && v >= 2 ** (bits - 1)) v -= 2 ** bits;
+    else if (signed && bits >= 32) v = raw | 0;
+    return v;
+  };
+  if (px.photometricInterpretation === 'PALETTE COLOR') {
+    // PS3.3 C.7.6.3.1.5: stored values index the tables directly (no Modality or VOI LUT).
+    if (!px.palette)
+      throw new DicomError('ERR_WEB_RENDER_UNSUPPORTED', 'PALETTE COLOR without its lookup tables');
+    const luts = [px.palette.red, px.palette.green, px.palette.blue];
+    const tables = luts.map(paletteTo8Bit);
+    const out = Buffer.alloc(n * 3);
+    for (let i = 0; i < n; i++) {
+      const v = stored(i);
+      for (let c = 0; c < 3; c++) {
+        const lut = luts[c]!;
+        const k = Math.min(Math.max(v - lut.firstMapped, 0), lut.entries - 1);
+        out[3 * i + c] = tables[c]![k]!;
+      }
+    }
+    return { data: out, channels: 3 };
+  }
   const values = new Float64Array(n);
   let min = Number.POSITIVE_INFINITY;
   let max = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < n; i++) {
-    let raw: number;
-    if (bytesPer === 1) raw = frame[i]!;
-    else if (bytesPer === 2) raw = bigEndian ? frame.readUInt16BE(2 * i) : frame.readUInt16LE(2 * i);
-    else raw = bigEndian ? frame.readUInt32BE(4 * i) : frame.readUInt32LE(4 * i);
-    let v = bits >= 32 ? raw : raw & mask;
-    if (signed && bits < 32 && v >= 2 ** (bits - 1)) v -= 2 ** bits;
-    else if (signed && bits >= 32) v = raw | 0;
-    const m = v * px.rescaleSlope + px.rescaleIntercept;
+    const m = stored(i) * px.rescaleSlope + px.rescaleIntercept;
     values[i] = m;
     if (m < min) min = m;
     if (m > max) max = m;
