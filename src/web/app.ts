@@ -546,8 +546,50 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
       );
     const size = await blobs.size(row.blobKey);
     if (size === undefined) throw new HttpError(404, 'the instance blob is missing');
-    const file = readPart10(await blobs.readBytes(row.blobKey, 0, size));
-    let ds: Dataset = file.dataset;
+    const top = Number.parseInt(path[0]!, 16);
+    const send = (body: Buffer | AsyncIterable<Uint8Array>): FastifyReply => {
+      const boundary = newBoundary();
+      return reply.type(multipartContentType(MediaType.OCTET_STREAM, boundary)).send(
+        Readable.from(
+          multipartBody(
+            [
+              {
+                headers: {
+                  'Content-Type': `${MediaType.OCTET_STREAM}; transfer-syntax=${row.transferSyntaxUid}`,
+                },
+                body,
+              },
+            ],
+            boundary,
+          ),
+        ),
+      );
+    };
+    let ds: Dataset;
+    if (size <= WHOLE_READ_LIMIT) ds = readPart10(await blobs.readBytes(row.blobKey, 0, size)).dataset;
+    else {
+      // A large instance is never read whole: Pixel Data streams from its frame ranges (the frames'
+      // bytes, fragments without their item headers), the elements before it come from the header.
+      const frames = row.frameOffsets ? await frameLocations(blobs, row) : undefined;
+      const pixelStart = frames?.[0]?.[0]?.[0];
+      if (frames && path.length === 1 && top === Tag.PixelData) {
+        return send(
+          (async function* () {
+            for (const frame of frames)
+              for (const [start, length] of frame)
+                yield* blobs.read(row.blobKey, { start, end: start + length }) as AsyncIterable<Uint8Array>;
+          })(),
+        );
+      }
+      if (pixelStart === undefined || top >= Tag.PixelData)
+        throw new HttpError(
+          406,
+          `bulk data ${path.join('/')} of an instance of ${size} bytes: only Pixel Data and the elements before it are served from instances over ${WHOLE_READ_LIMIT} bytes`,
+        );
+      ds = readPart10(await blobs.readBytes(row.blobKey, 0, pixelStart), {
+        stopBeforeTag: Tag.PixelData,
+      }).dataset;
+    }
     for (let i = 0; i < path.length - 1; i += 2) {
       const items = ds.items(Number.parseInt(path[i]!, 16));
       const item = items[Number(path[i + 1])];
@@ -562,22 +604,7 @@ export async function createDicomWebApp(options: DicomWebOptions): Promise<Fasti
     else if (el.kind === 'encapsulated')
       bytes = Buffer.concat(el.fragments.map((f) => f.bytes ?? Buffer.alloc(0)));
     else throw new HttpError(400, 'a sequence is not bulk data');
-    const boundary = newBoundary();
-    return reply.type(multipartContentType(MediaType.OCTET_STREAM, boundary)).send(
-      Readable.from(
-        multipartBody(
-          [
-            {
-              headers: {
-                'Content-Type': `${MediaType.OCTET_STREAM}; transfer-syntax=${row.transferSyntaxUid}`,
-              },
-              body: bytes,
-            },
-          ],
-          boundary,
-        ),
-      ),
-    );
+    return send(bytes);
   });
 
   // ---------------------------------------------------------------- rendered, thumbnail (10.4.1.1.3)

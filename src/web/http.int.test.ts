@@ -49,7 +49,7 @@ const CT_SERIES = '1.3.6.1.4.1.5962.1.3.1.1.20040826185059.5457';
 const CT_SOP = '1.3.6.1.4.1.5962.1.1.1.1.1.20040826185059.5457';
 const DICOM_MULTIPART = 'multipart/related; type="application/dicom"';
 
-type Json = Record<string, { vr: string; Value?: unknown[] }>;
+type Json = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
 const value = (ds: Json | undefined, tag: string): unknown => ds?.[tag]?.Value?.[0];
 const items = (ds: Json | undefined, tag: string): Json[] => (ds?.[tag]?.Value ?? []) as Json[];
 
@@ -703,6 +703,37 @@ describe('DICOMweb over HTTP: status codes, multipart, negotiation, QIDO, render
     assert.equal(r.headers['access-control-allow-origin'], 'http://viewer.test');
     assert.match(String(r.headers['access-control-allow-methods']), /POST/);
     assert.match(String(r.headers['access-control-allow-headers']), /Content-Type/i);
+  });
+
+  test('bulk data of an instance over 16 MiB: Pixel Data streamed from its frames, elements before it from the header', async () => {
+    const g = await generated('Bulk^Large', 3000, 3000);
+    const file = readPart10(g.bytes);
+    const ds = file.dataset;
+    const privateBytes = Buffer.alloc(4096, 0);
+    for (let i = 0; i < privateBytes.length; i++) privateBytes[i] = (i * 7) & 0xff;
+    ds.setValues(0x00090010, ['TESSERA TEST'], 'LO');
+    ds.setBytes(0x00091001, 'OB', privateBytes);
+    ds.setBytes(0xfffcfffc, 'OB', Buffer.alloc(2048));
+    const bytes = writePart10({ dataset: ds, meta: file.meta });
+    assert.ok(bytes.length > 16 * 1024 * 1024);
+    const stored = await stow(`${web.url}/studies`, [bytes]);
+    assert.equal(stored.status, 200, await stored.text());
+    const url = `${web.url}/studies/${ds.string(Tag.StudyInstanceUID)}/series/${ds.string(Tag.SeriesInstanceUID)}/instances/${g.sop}`;
+    const meta = (await (await fetch(`${url}/metadata`)).json()) as Json[];
+    const bulk = async (tag: string): Promise<Response> => {
+      const uri = meta[0]?.[tag]?.BulkDataURI;
+      assert.ok(uri, `BulkDataURI of ${tag}`);
+      return fetch(uri!);
+    };
+    const pixels = ds.get(Tag.PixelData);
+    assert.equal(pixels?.kind, 'value');
+    const [px] = await responseParts(await bulk('7FE00010'));
+    assert.ok(px!.body.equals((pixels as { bytes: Buffer }).bytes), 'Pixel Data bytes');
+    const [priv] = await responseParts(await bulk('00091001'));
+    assert.ok(priv!.body.equals(privateBytes), 'the private OB element before Pixel Data');
+    const after = await bulk('FFFCFFFC');
+    assert.equal(after.status, 406);
+    assert.match(await after.text(), /only Pixel Data and the elements before it/);
   });
 
   test('OpenAPI: /dicomweb/openapi.json lists the routes', async () => {
