@@ -45,7 +45,7 @@ test('describeFile: UIDs, syntax and data set extent from the header; empty and 
   );
 });
 
-test('describeFile: a header longer than the first 64 KiB read is read again in full', async () => {
+test('describeFile: a header longer than the first 16 KiB read is read again in full', async () => {
   const { Dataset, writePart10 } = await import('../codec/index.ts');
   const dataset = new Dataset();
   dataset.setValues(0x00080016, ['1.2.840.10008.5.1.4.1.1.7'], 'UI');
@@ -76,13 +76,41 @@ test('describeFile: a first read that ends exactly where the data set begins is 
     meta.setBytes(0x00020102, 'OB', Buffer.alloc(privateBytes, 1));
     return writePart10({ dataset, meta }, '1.2.840.10008.1.2.1');
   };
-  // Size the File Meta so that the data set starts at byte 65536, right after the first read.
+  // Size the File Meta so that the data set starts at byte 16384, right after the first read.
   const probe = readPart10(write(1000)).datasetOffset;
-  const bytes = write(1000 + 65536 - probe);
-  assert.equal(readPart10(bytes).datasetOffset, 65536);
-  const path = join(dir, 'meta-to-64k.dcm');
+  const bytes = write(1000 + 16384 - probe);
+  assert.equal(readPart10(bytes).datasetOffset, 16384);
+  const path = join(dir, 'meta-to-16k.dcm');
   writeFileSync(path, bytes);
   const item = await describeFile(path);
   assert.equal(item.sopInstanceUid, '1.2.826.0.1.3680043.2.1125.7.8');
-  assert.equal(item.datasetOffset, 65536);
+  assert.equal(item.datasetOffset, 16384);
+});
+
+test('describeFiles: long and short headers mixed, 16 at a time through the one head buffer, each described right', async () => {
+  const { Dataset, readPart10, writePart10 } = await import('../codec/index.ts');
+  const paths: string[] = [];
+  const expected: { sop: string; offset: number }[] = [];
+  for (let i = 0; i < 40; i++) {
+    const sop = `1.2.826.0.1.3680043.2.1125.9.${i}`;
+    const dataset = new Dataset();
+    dataset.setValues(0x00080016, ['1.2.840.10008.5.1.4.1.1.7'], 'UI');
+    dataset.setValues(0x00080018, [sop], 'UI');
+    dataset.setBytes(0x7fe00010, 'OB', Buffer.alloc(100, i));
+    const meta = new Dataset({ littleEndian: true });
+    meta.setValues(0x00020100, ['1.2.826.0.1.3680043.2.1125.7'], 'UI');
+    // Every third file's header needs the second, asynchronous read.
+    meta.setBytes(0x00020102, 'OB', Buffer.alloc(i % 3 === 0 ? 40_000 : 10, 1));
+    const bytes = writePart10({ dataset, meta }, '1.2.840.10008.1.2.1');
+    const path = join(dir, `mixed-${i}.dcm`);
+    writeFileSync(path, bytes);
+    paths.push(path);
+    expected.push({ sop, offset: readPart10(bytes).datasetOffset });
+  }
+  const { items, skipped } = await describeFiles(paths);
+  assert.equal(skipped.length, 0);
+  assert.deepEqual(
+    items.map((x) => ({ sop: x.sopInstanceUid, offset: x.datasetOffset })),
+    expected,
+  );
 });
