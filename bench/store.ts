@@ -42,9 +42,11 @@
  * stderr; the human table and then the JSON summary go to stdout. The exit code is 1 if any run failed.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -59,6 +61,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { InstanceAnalysis } from '../src/archive/analysis.ts';
+import { SqliteIndex } from '../src/archive/index-sqlite.ts';
+import type { InstanceRecord } from '../src/archive/ports.ts';
 import { Dataset, writePart10 } from '../src/codec/index.ts';
 import { Tag } from '../src/dictionary/index.ts';
 import {
@@ -1330,6 +1335,72 @@ function comparisons(args: Args, cfgs: readonly Config[]): Comparison[] {
   return out;
 }
 
+/** What the archive does per instance beyond receiving and writing it, measured alone in this process. */
+interface Budget {
+  readonly instances: number;
+  /** ms per instance: SHA-256 of the data set; the whole analysis (parse, SHA-256, metadata document, record); one index transaction. */
+  readonly sha256Ms: number;
+  readonly analysisMs: number;
+  readonly indexMs: number;
+}
+
+/**
+ * The archive's own per-instance work on a set's files (data set in memory, nothing else running):
+ * SHA-256 alone, the ingest analysis (parse, SHA-256, DICOM JSON metadata document, index record:
+ * src/archive/analysis.ts) and the SQLite index transaction of the record (synchronous=NORMAL, no
+ * fsync: the --no-fsync mode). A first pass over other files warms the JIT up; medians of 3 passes.
+ */
+function measureBudget(paths: readonly string[], count: number): Budget {
+  const load = (p: string): { bytes: Buffer; tsuid: string } => {
+    const file = readFileSync(p);
+    const end = 144 + file.readUInt32LE(140);
+    return { bytes: file.subarray(end), tsuid: '1.2.840.10008.1.2.1' };
+  };
+  const warm = paths.slice(count, count + 50).map(load);
+  const sets = paths.slice(0, count).map(load);
+  const analyse = (d: { bytes: Buffer; tsuid: string }): InstanceRecord => {
+    const a = new InstanceAnalysis({
+      transferSyntaxUid: d.tsuid,
+      headerLength: 300,
+      source: { aeTitle: 'STORESCU' },
+    });
+    for (let at = 0; at < d.bytes.length; at += 65536) a.push(d.bytes.subarray(at, at + 65536));
+    const r = a.end();
+    if (r.kind !== 'record') throw new Error(`budget: ${r.comment}`);
+    return r.record;
+  };
+  const warmRecords = warm.map(analyse);
+  const sha: number[] = [];
+  const analysis: number[] = [];
+  const index: number[] = [];
+  let records: InstanceRecord[] = [];
+  for (let pass = 0; pass < 3; pass++) {
+    let t = performance.now();
+    for (const d of sets) createHash('sha256').update(d.bytes).digest('hex');
+    sha.push((performance.now() - t) / sets.length);
+    t = performance.now();
+    records = sets.map(analyse);
+    analysis.push((performance.now() - t) / sets.length);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tessera-bench-budget-'));
+    try {
+      const idx = SqliteIndex.open(path.join(dir, 'index.sqlite'), { synchronous: 'NORMAL' });
+      for (const r of warmRecords.slice(0, 20)) idx.commitSync([{ record: r, policy: 'reject' }]);
+      t = performance.now();
+      for (const r of records) idx.commitSync([{ record: r, policy: 'reject' }]);
+      index.push((performance.now() - t) / records.length);
+      idx.closeSync();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return {
+    instances: sets.length,
+    sha256Ms: median(sha),
+    analysisMs: median(analysis),
+    indexMs: median(index),
+  };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
 
@@ -1525,6 +1596,46 @@ async function main(): Promise<void> {
         (cmp.target ? ` >= ${cmp.threshold.toFixed(1)}x -> ${pass ? 'PASS' : 'FAIL'}` : ''),
     );
   }
+  // The archive's own work per instance, measured alone, against the peers' whole CPU per instance.
+  const budgets: Record<string, unknown> = {};
+  for (const set of args.sets.filter((x) => x === 'large' || x === 'small')) {
+    const files = fileSets.get(set)!;
+    let b: Budget;
+    try {
+      b = measureBudget(files.paths, Math.min(300, Math.max(1, files.paths.length - 50)));
+    } catch (err) {
+      table.push(`info   ${set} set: the per-instance work could not be measured: ${(err as Error).message}`);
+      continue;
+    }
+    const perInstance = (scp: ScpKind): number | undefined => {
+      const id = configId(set, 'storescu', scp, 1);
+      const cpu = has(id) ? stats(id).serverCpuS : undefined;
+      return cpu === undefined ? undefined : (cpu * 1000) / files.paths.length;
+    };
+    const peers = {
+      storescp: perInstance('storescp'),
+      orthanc: perInstance('orthanc'),
+      tesseraNoFsync: perInstance('tessera-nofsync'),
+      tessera: perInstance('tessera'),
+    };
+    const ms = (x: number | undefined): string => (x === undefined ? '?' : `${x.toFixed(2)} ms`);
+    budgets[set] = {
+      instancesMeasured: b.instances,
+      sha256Ms: round(b.sha256Ms, 3),
+      analysisMs: round(b.analysisMs, 3),
+      indexTransactionMs: round(b.indexMs, 3),
+      serverCpuMsPerInstance1Assoc: Object.fromEntries(
+        Object.entries(peers).map(([k, v]) => [k, round(v, 3)]),
+      ),
+    };
+    table.push(
+      `info   ${set} set, the archive's own work per instance measured alone (${b.instances} files, in memory): ` +
+        `analysis ${ms(b.analysisMs)} (of which SHA-256 ${ms(b.sha256Ms)}; parse, metadata document, record), ` +
+        `index transaction ${ms(b.indexMs)}; total ${ms(b.analysisMs + b.indexMs)}. Whole server CPU per instance ` +
+        `(1 association, median run): storescp ${ms(peers.storescp)}, Orthanc ${ms(peers.orthanc)}, ` +
+        `tessera --no-fsync ${ms(peers.tesseraNoFsync)}, tessera ${ms(peers.tessera)}`,
+    );
+  }
   const rssPass = worstRssMiB !== undefined && worstRssMiB < TARGET_RSS_MIB;
   const rssBySet = Object.fromEntries(
     args.sets.map((set) => {
@@ -1641,6 +1752,7 @@ async function main(): Promise<void> {
       }),
     ),
     targets,
+    budgets,
     warmUps: warmUps.map((w) => ({
       config: w.config,
       ok: w.ok,
