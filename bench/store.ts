@@ -24,8 +24,11 @@
  *     default on the large set only, --scu-sets). With P associations both SCUs send to `storescp
  *     --fork` (so the SCP does not serialize them) and also to the single-process storescp.
  *
- * A run = a fresh server on a free port with a fresh receive folder, the SCU(s) spawned, timed from the
- * first spawn to the last exit, then the received instances counted (storescp: files; Tessera: blob files
+ * A run = a fresh server on a free port with a fresh receive folder, sent (untimed) a process warm-up of
+ * 100 large / 500 small instances with UIDs of their own by one storescu (every SCP alike: a server runs
+ * for days, and its code and caches are warm by then; Tessera's JIT-compiled code is ~20-40% faster
+ * than on its first instances), then the SCU(s) spawned, timed from the first spawn to the last exit,
+ * then the received instances counted (warm-up included) (storescp: files; Tessera: blob files
  * and index rows; Orthanc: its REST /statistics and its storage files; fewer than sent = a failed run,
  * printed loudly), the server's peak RSS (VmHWM) and CPU time read from /proc, the server stopped, the
  * receive folder synced, dropped from the page cache and moved into a graveyard (deleting ~0.5 GB stalls
@@ -153,6 +156,23 @@ const SETS: Record<SetName, SetSpec> = {
     warmUpFiles: 2000,
   },
 };
+
+/**
+ * Instances each server gets, untimed, right after it starts and before the timed run (its own files,
+ * UIDs of their own): a server runs for days, and this is what it has compiled and cached by then.
+ */
+const PROCESS_WARM_UP: Record<SetName, number> = { large: 100, small: 500 };
+
+/** The set of a set's process warm-up files: the same instances with UIDs of their own. */
+function warmSpec(spec: SetSpec): SetSpec {
+  return {
+    ...spec,
+    dir: `${spec.dir}-warm`,
+    prefix: `${spec.prefix}w`,
+    uidPrefix: `${spec.uidPrefix}warm-`,
+    dataVersion: `${spec.dataVersion}-warm`,
+  };
+}
 
 interface Args {
   sets: SetName[];
@@ -473,6 +493,8 @@ function filePath(spec: SetSpec, i: number): string {
 interface FileSet {
   readonly spec: SetSpec;
   readonly paths: string[];
+  /** The process warm-up files (see PROCESS_WARM_UP). */
+  warm?: readonly string[];
   readonly bytes: number;
   /** Elements of file 0's data set (with sequence items; the File Meta adds 6 more). */
   readonly elements: number;
@@ -1045,6 +1067,7 @@ async function runOnce(
   files: FileSet,
   paths: readonly string[] = files.paths,
 ): Promise<RunResult> {
+  const warm = files.warm ?? [];
   const seq = ++runSeq;
   const slug = `${String(seq).padStart(3, '0')}-${c.id.replace(/[^a-z0-9]+/gi, '-')}`;
   const dir = path.join(RUNS_DIR, slug);
@@ -1073,6 +1096,18 @@ async function runOnce(
       await waitForPort(port, server, SCP_LABEL[c.scp]);
       if (c.scp === 'orthanc') await waitForOrthancHttp(HOST, httpPort!, server, SERVER_READY_MS);
       if (isTessera(c.scp)) serverStartRssKiB = procStatusKiB(server.pid, 'VmRSS');
+      if (warm.length) {
+        const [w] = startScus(
+          { ...c, scu: 'storescu', associations: 1 },
+          port,
+          warm,
+          Math.ceil(timeoutMs / 1000),
+        );
+        const code = await withTimeout(w!.exited, timeoutMs);
+        if (code !== 0)
+          throw new Error(`process warm-up: storescu exited with ${code}: ${w!.output().slice(-2000)}`);
+        await withTimeout(w!.closed, 5000);
+      }
       const serverCpu0 = procCpu(server.pid);
       const self0 = procCpu('self');
       const t0 = performance.now();
@@ -1123,10 +1158,14 @@ async function runOnce(
     } catch (err) {
       problems.push(`counting what was received: ${(err as Error).message}`);
     }
-    if (received.count !== paths.length)
-      problems.push(`received ${received.count} instances, ${paths.length} sent`);
-    if (indexed !== undefined && indexed !== paths.length)
-      problems.push(`${indexed} instances in the ${SCP_LABEL[c.scp]} index, ${paths.length} sent`);
+    // The process warm-up's instances are there too.
+    const expected = paths.length + warm.length;
+    if (received.count !== expected)
+      problems.push(`received ${received.count} instances, ${paths.length} sent (+ ${warm.length} warm-up)`);
+    if (indexed !== undefined && indexed !== expected)
+      problems.push(
+        `${indexed} instances in the ${SCP_LABEL[c.scp]} index, ${paths.length} sent (+ ${warm.length} warm-up)`,
+      );
     if (received.small > 0)
       problems.push(`${received.small} received files are smaller than their Pixel Data`);
   } finally {
@@ -1139,7 +1178,7 @@ async function runOnce(
   const mib = received.bytes / MiB;
   log(
     `${round < 0 ? 'warm-up' : `round ${round + 1}`} ${c.set} ${label(c)}: ${(ms / 1000).toFixed(2)} s, ${((paths.length / ms) * 1000).toFixed(1)} inst/s, ` +
-      `${(mib / (ms / 1000)).toFixed(1)} MiB/s received ${received.count}/${paths.length}` +
+      `${((mib * paths.length) / Math.max(1, received.count) / (ms / 1000)).toFixed(1)} MiB/s received ${received.count}/${paths.length + warm.length}` +
       (indexed === undefined ? '' : ` indexed ${indexed}`) +
       (serverPeakRssKiB ? `, server peak RSS ${(serverPeakRssKiB / 1024).toFixed(0)} MiB` : '') +
       (ok
@@ -1425,8 +1464,12 @@ async function main(): Promise<void> {
     renameSync(RUNS_DIR, path.join(GRAVEYARD, `runs-left-${Date.now()}`));
   }
   const fileSets = new Map<SetName, FileSet>();
-  for (const s of args.sets) fileSets.set(s, ensureFiles(SETS[s], counts[s]));
-  for (const f of fileSets.values()) await warmPageCache(f.paths);
+  for (const s of args.sets) {
+    const set = ensureFiles(SETS[s], counts[s]);
+    set.warm = ensureFiles(warmSpec(SETS[s]), PROCESS_WARM_UP[s]).paths;
+    fileSets.set(s, set);
+  }
+  for (const f of fileSets.values()) await warmPageCache([...f.paths, ...(f.warm ?? [])]);
   syncDisk();
   const overhead = nodeBaseline();
   const diskSettleS = await waitForDiskToSettle(BENCH_DIR);

@@ -56,7 +56,7 @@
  * deleted at the very end (--keep leaves it). Progress goes to stderr; the table and then a JSON summary
  * to stdout. The exit code is 1 when a check failed (--strict: also when a target was missed).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -946,6 +946,66 @@ async function wadoOnce(
   return r;
 }
 
+/**
+ * This client's ceiling for the WADO-RS phase: a server (a child Node process) that does nothing but
+ * write the same study as a multipart/related body from memory (no disk, no parsing, no index), read
+ * and split here exactly as the servers' answers are. No server can be measured faster than this
+ * with this client on these cores.
+ */
+async function clientCeiling(
+  files: readonly FileRef[],
+  runs: number,
+): Promise<{ mibPerS: number; bytes: number; clientCpuS: number; problems: string[] }> {
+  const script = `const http = require('node:http'), fs = require('node:fs');
+const b = 'tessera-bench-ceiling';
+const parts = [];
+for (const p of process.argv.slice(1)) parts.push(Buffer.from('--' + b + '\\r\\nContent-Type: application/dicom\\r\\n\\r\\n'), fs.readFileSync(p), Buffer.from('\\r\\n'));
+parts.push(Buffer.from('--' + b + '--\\r\\n'));
+const s = http.createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'multipart/related; type="application/dicom"; boundary=' + b });
+  let i = 0;
+  const pump = () => { while (i < parts.length) if (!res.write(parts[i++])) return res.once('drain', pump); res.end(); };
+  pump();
+});
+s.listen(0, '127.0.0.1', () => console.log('PORT ' + s.address().port));`;
+  const child = spawn(process.execPath, ['-e', script, ...files.map((f) => f.path)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const problems: string[] = [];
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error('the ceiling server did not start in 30 s')), 30_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /PORT (\d+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`the ceiling server exited (${code})`)));
+    });
+    const speeds: number[] = [];
+    let bytes = 0;
+    const client0 = process.cpuUsage();
+    for (let r = -1; r < runs; r++) {
+      const t0 = performance.now();
+      const res = await httpRequest(`http://${HOST}:${port}/`, { headers: {}, timeoutMs: WADO_TIMEOUT_MS });
+      const scanner = new MultipartScanner(boundaryOf(res.headers['content-type'] ?? '') ?? '');
+      for await (const chunk of bodyOf(res)) scanner.push(chunk);
+      const ms = performance.now() - t0;
+      if (scanner.parts.length !== files.length)
+        problems.push(`${scanner.parts.length} parts, ${files.length} expected`);
+      bytes = scanner.bytes;
+      if (r >= 0) speeds.push(scanner.bytes / MiB / (ms / 1000));
+    }
+    return { mibPerS: median(speeds), bytes, clientCpuS: clientCpuS(client0) / (runs + 1), problems };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
 interface MetaSample {
   readonly server: ServerKind;
   readonly round: number;
@@ -1089,6 +1149,7 @@ async function main(): Promise<void> {
   const loadedRssKiB = new Map<ServerKind, number | undefined>();
   let qido: Awaited<ReturnType<typeof runQido>> | undefined;
   const wadoRuns: WadoRun[] = [];
+  let ceiling: Awaited<ReturnType<typeof clientCeiling>> | undefined;
   const metaSamples: MetaSample[] = [];
   const metaProblems = new Map(kinds.map((k) => [k, new Map<string, Problems>()]));
   const metaCpuS = new Map<ServerKind, number | undefined>();
@@ -1140,6 +1201,10 @@ async function main(): Promise<void> {
             const order = (r * args.wadoRepeat + k) % 2 === 0 ? servers : [...servers].reverse();
             for (const s of order) wadoRuns.push(await wadoOnce(s, retrieveStudy, retrieveUids, r, accept));
           }
+        ceiling = await clientCeiling(largeFiles, args.rounds * args.wadoRepeat);
+        log(
+          `wado client ceiling (a server writing the body from memory): ${ceiling.mibPerS.toFixed(1)} MiB/s`,
+        );
         for (const s of servers)
           await metadataOnce(s, retrieveStudy, retrieveUids, accept, metaProblems.get(s.kind)!);
         const cpu0 = new Map(servers.map((s) => [s.kind, cpuSecondsOf(s.proc)]));
@@ -1511,6 +1576,22 @@ async function main(): Promise<void> {
       summary.ratioTesseraOverOrthanc = round2(ratio);
       table.push(
         `target WADO-RS study throughput (MiB/s) tessera / Orthanc: ${target('wado', 'WADO-RS study MiB/s, tessera / Orthanc', ratio)}`,
+      );
+    }
+    if (ceiling) {
+      const orthancMiBs = o ? o.bytes / MiB / (o.ms / 1000) : undefined;
+      summary.clientCeiling = {
+        mibPerS: round2(ceiling.mibPerS, 1),
+        clientCpuSPerRun: round2(ceiling.clientCpuS),
+        problems: ceiling.problems,
+      };
+      table.push(
+        `info   this client's ceiling: a Node server writing the same body from memory (no disk, no index) is read at ` +
+          `${ceiling.mibPerS.toFixed(1)} MiB/s (client CPU ${ceiling.clientCpuS.toFixed(2)} s per run)` +
+          (orthancMiBs === undefined
+            ? ''
+            : `; 3x Orthanc would be ${(3 * orthancMiBs).toFixed(1)} MiB/s, ${((3 * orthancMiBs) / ceiling.mibPerS).toFixed(2)}x this ceiling`) +
+          (ceiling.problems.length ? `; PROBLEMS: ${ceiling.problems.join('; ')}` : ''),
       );
     }
     for (const r of wadoRuns.filter((x) => x.problems.length))
