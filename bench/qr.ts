@@ -1231,7 +1231,7 @@ async function main(): Promise<void> {
       )
       .join('; ')}`,
   );
-  table.push('tessera serve runs under tsx (the loader adds ~40 MiB to its RSS, see bench/store)');
+  table.push('tessera serve runs from its bundle (dist/main.js, as the tessera command does)');
   for (const p of problems) table.push(`!!! ${p}`);
   if (mismatches) table.push(`!!! ${mismatches} problem(s) in C-FIND answers (see the checks above)`);
 

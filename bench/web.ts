@@ -1699,7 +1699,7 @@ async function main(): Promise<void> {
     `tessera at ${tesseraCommit}${srcChanges ? ` + ${srcChanges} uncommitted change(s) in src/` : ''}, Orthanc ${orthancVersion ?? '-'} + DICOMweb plugin ${dicomwebVersion ?? '-'}`,
   );
   table.push(
-    `tessera serve runs under tsx (the loader adds ~40 MiB to its RSS, see bench/store); requests send Accept-Encoding: ${accept['accept-encoding']}; ` +
+    `tessera serve runs from its bundle (dist/main.js, as the tessera command does); requests send Accept-Encoding: ${accept['accept-encoding']}; ` +
       `${os.cpus().length} CPUs shared by the servers and this client`,
   );
   for (const p of problems) table.push(`!!! ${p}`);
