@@ -7,7 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import {
-  Dataset,
+  type Dataset,
   DatasetBuilder,
   datasetToJson,
   decodeDataset,
@@ -355,80 +355,72 @@ export function recordOf(
     JSON.stringify(
       datasetToJson(ds, { bulkDataUri: bulkPlaceholder, bulkThreshold: METADATA_BULK_THRESHOLD }),
     );
-  return {
-    patient: {
-      patientId: str(ds, Tag.PatientID) ?? '',
-      ...opt('patientName', str(ds, Tag.PatientName)),
-      ...opt('birthDate', str(ds, Tag.PatientBirthDate)),
-      ...opt('sex', str(ds, Tag.PatientSex)),
-      ...opt('issuerOfPatientId', str(ds, Tag.IssuerOfPatientID)),
-      ...opt('birthTime', str(ds, Tag.PatientBirthTime)),
-      ...opt('otherPatientIds', all(ds, Tag.OtherPatientIDs)),
-      ...opt('ethnicGroup', str(ds, Tag.EthnicGroup)),
-      ...opt('patientComments', str(ds, Tag.PatientComments)),
-    },
-    study: {
-      studyInstanceUid: ds.string(Tag.StudyInstanceUID)!,
-      ...opt('studyDate', str(ds, Tag.StudyDate)),
-      ...opt('studyTime', str(ds, Tag.StudyTime)),
-      ...opt('accessionNumber', str(ds, Tag.AccessionNumber)),
-      ...opt('studyId', str(ds, Tag.StudyID)),
-      ...opt('studyDescription', str(ds, Tag.StudyDescription)),
-      ...opt('referringPhysicianName', str(ds, Tag.ReferringPhysicianName)),
-      ...opt(
-        'issuerOfAccessionNumber',
-        str(ds.items(Tag.IssuerOfAccessionNumberSequence)[0] ?? new Dataset(), Tag.LocalNamespaceEntityID),
-      ),
-      ...opt('nameOfPhysiciansReadingStudy', all(ds, Tag.NameOfPhysiciansReadingStudy)),
-      ...opt('admittingDiagnosesDescription', all(ds, Tag.AdmittingDiagnosesDescription)),
-      ...opt('otherStudyNumbers', all(ds, Tag.OtherStudyNumbers)),
-      ...opt('timezoneOffsetFromUtc', str(ds, Tag.TimezoneOffsetFromUTC)),
-      ...opt('patientAge', str(ds, Tag.PatientAge)),
-      ...opt('patientSize', str(ds, Tag.PatientSize)),
-      ...opt('patientWeight', str(ds, Tag.PatientWeight)),
-      ...opt('occupation', str(ds, Tag.Occupation)),
-      ...opt('additionalPatientHistory', str(ds, Tag.AdditionalPatientHistory)),
-    },
-    series: {
-      seriesInstanceUid: ds.string(Tag.SeriesInstanceUID)!,
-      ...opt('modality', str(ds, Tag.Modality)),
-      ...opt('seriesNumber', num(ds, Tag.SeriesNumber)),
-      ...opt('seriesDescription', str(ds, Tag.SeriesDescription)),
-      ...opt('seriesDate', str(ds, Tag.SeriesDate)),
-      ...opt('seriesTime', str(ds, Tag.SeriesTime)),
-      ...opt('bodyPartExamined', str(ds, Tag.BodyPartExamined)),
-      ...opt('laterality', str(ds, Tag.Laterality)),
-      ...opt('protocolName', str(ds, Tag.ProtocolName)),
-      ...opt('institutionName', str(ds, Tag.InstitutionName)),
-      ...opt('stationName', str(ds, Tag.StationName)),
-      ...opt('performedProcedureStepStartDate', str(ds, Tag.PerformedProcedureStepStartDate)),
-      ...opt('performedProcedureStepStartTime', str(ds, Tag.PerformedProcedureStepStartTime)),
-      ...(requestAttributes.length ? { requestAttributes: JSON.stringify(requestAttributes) } : {}),
-    },
-    instance: {
-      sopInstanceUid: ds.string(Tag.SOPInstanceUID)!,
-      sopClassUid: ds.string(Tag.SOPClassUID)!,
-      ...opt('instanceNumber', num(ds, Tag.InstanceNumber)),
-      transferSyntaxUid: stored.transferSyntaxUid,
-      ...opt('numberOfFrames', num(ds, Tag.NumberOfFrames)),
-      ...opt('rows', num(ds, Tag.Rows)),
-      ...opt('columns', num(ds, Tag.Columns)),
-      ...opt('bitsAllocated', num(ds, Tag.BitsAllocated)),
-      ...opt('contentDate', str(ds, Tag.ContentDate)),
-      ...opt('contentTime', str(ds, Tag.ContentTime)),
-      blobKey: stored.blobKey,
-      size: stored.size,
-      checksum: stored.checksum,
-      receivedAt: stored.receivedAt ?? new Date().toISOString(),
-      ...opt('sourceAETitle', stored.source.aeTitle),
-      ...opt('sourceAddress', stored.source.address),
-      metadata,
-      ...opt('frameOffsets', stored.frameOffsets),
-      ...opt('characterSet', ds.strings(Tag.SpecificCharacterSet).join('\\') || undefined),
-    },
+  const patient: InstanceRecord['patient'] = { patientId: str(ds, Tag.PatientID) ?? '' };
+  put(patient, 'patientName', str(ds, Tag.PatientName));
+  put(patient, 'birthDate', str(ds, Tag.PatientBirthDate));
+  put(patient, 'sex', str(ds, Tag.PatientSex));
+  put(patient, 'issuerOfPatientId', str(ds, Tag.IssuerOfPatientID));
+  put(patient, 'birthTime', str(ds, Tag.PatientBirthTime));
+  put(patient, 'otherPatientIds', all(ds, Tag.OtherPatientIDs));
+  put(patient, 'ethnicGroup', str(ds, Tag.EthnicGroup));
+  put(patient, 'patientComments', str(ds, Tag.PatientComments));
+  const study: InstanceRecord['study'] = { studyInstanceUid: ds.string(Tag.StudyInstanceUID)! };
+  put(study, 'studyDate', str(ds, Tag.StudyDate));
+  put(study, 'studyTime', str(ds, Tag.StudyTime));
+  put(study, 'accessionNumber', str(ds, Tag.AccessionNumber));
+  put(study, 'studyId', str(ds, Tag.StudyID));
+  put(study, 'studyDescription', str(ds, Tag.StudyDescription));
+  put(study, 'referringPhysicianName', str(ds, Tag.ReferringPhysicianName));
+  const issuer = ds.items(Tag.IssuerOfAccessionNumberSequence)[0];
+  if (issuer) put(study, 'issuerOfAccessionNumber', str(issuer, Tag.LocalNamespaceEntityID));
+  put(study, 'nameOfPhysiciansReadingStudy', all(ds, Tag.NameOfPhysiciansReadingStudy));
+  put(study, 'admittingDiagnosesDescription', all(ds, Tag.AdmittingDiagnosesDescription));
+  put(study, 'otherStudyNumbers', all(ds, Tag.OtherStudyNumbers));
+  put(study, 'timezoneOffsetFromUtc', str(ds, Tag.TimezoneOffsetFromUTC));
+  put(study, 'patientAge', str(ds, Tag.PatientAge));
+  put(study, 'patientSize', str(ds, Tag.PatientSize));
+  put(study, 'patientWeight', str(ds, Tag.PatientWeight));
+  put(study, 'occupation', str(ds, Tag.Occupation));
+  put(study, 'additionalPatientHistory', str(ds, Tag.AdditionalPatientHistory));
+  const series: InstanceRecord['series'] = { seriesInstanceUid: ds.string(Tag.SeriesInstanceUID)! };
+  put(series, 'modality', str(ds, Tag.Modality));
+  put(series, 'seriesNumber', num(ds, Tag.SeriesNumber));
+  put(series, 'seriesDescription', str(ds, Tag.SeriesDescription));
+  put(series, 'seriesDate', str(ds, Tag.SeriesDate));
+  put(series, 'seriesTime', str(ds, Tag.SeriesTime));
+  put(series, 'bodyPartExamined', str(ds, Tag.BodyPartExamined));
+  put(series, 'laterality', str(ds, Tag.Laterality));
+  put(series, 'protocolName', str(ds, Tag.ProtocolName));
+  put(series, 'institutionName', str(ds, Tag.InstitutionName));
+  put(series, 'stationName', str(ds, Tag.StationName));
+  put(series, 'performedProcedureStepStartDate', str(ds, Tag.PerformedProcedureStepStartDate));
+  put(series, 'performedProcedureStepStartTime', str(ds, Tag.PerformedProcedureStepStartTime));
+  if (requestAttributes.length) series.requestAttributes = JSON.stringify(requestAttributes);
+  const instance: InstanceRecord['instance'] = {
+    sopInstanceUid: ds.string(Tag.SOPInstanceUID)!,
+    sopClassUid: ds.string(Tag.SOPClassUID)!,
+    transferSyntaxUid: stored.transferSyntaxUid,
+    blobKey: stored.blobKey,
+    size: stored.size,
+    checksum: stored.checksum,
+    receivedAt: stored.receivedAt ?? new Date().toISOString(),
+    metadata,
   };
+  put(instance, 'instanceNumber', num(ds, Tag.InstanceNumber));
+  put(instance, 'numberOfFrames', num(ds, Tag.NumberOfFrames));
+  put(instance, 'rows', num(ds, Tag.Rows));
+  put(instance, 'columns', num(ds, Tag.Columns));
+  put(instance, 'bitsAllocated', num(ds, Tag.BitsAllocated));
+  put(instance, 'contentDate', str(ds, Tag.ContentDate));
+  put(instance, 'contentTime', str(ds, Tag.ContentTime));
+  put(instance, 'sourceAETitle', stored.source.aeTitle);
+  put(instance, 'sourceAddress', stored.source.address);
+  put(instance, 'frameOffsets', stored.frameOffsets);
+  put(instance, 'characterSet', ds.strings(Tag.SpecificCharacterSet).join('\\') || undefined);
+  return { patient, study, series, instance };
 }
 
-function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
+/** Sets an optional field only when it has a value (the record leaves absent fields out). */
+function put<O extends object, K extends keyof O>(o: O, key: K, value: O[K] | undefined): void {
+  if (value !== undefined) o[key] = value;
 }

@@ -53,8 +53,8 @@ export function datasetToJson(ds: Dataset, options: ToJsonOptions = {}): JsonDat
       // leaves them out too).
       if ((el.tag & 0xffff) === 0) continue;
       const key = tagToHex(el.tag);
-      const path = [...job.path, el.tag];
       if (el.kind === 'sequence') {
+        const path = [...job.path, el.tag];
         const attr: JsonAttribute = { vr: 'SQ' };
         if (el.items.length) {
           attr.Value = el.items.map((item, i) => {
@@ -66,16 +66,17 @@ export function datasetToJson(ds: Dataset, options: ToJsonOptions = {}): JsonDat
         job.out[key] = attr;
         continue;
       }
-      job.out[key] = attribute(el, job.ds, path, options);
+      job.out[key] = attribute(el, job.ds, job.path, options);
     }
   }
   return root;
 }
 
+/** `parent`: the path of the data set holding `el` (the element's own path is `[...parent, el.tag]`). */
 function attribute(
   el: Exclude<Element, { kind: 'sequence' }>,
   ds: Dataset,
-  path: ElementPath,
+  parent: ElementPath,
   options: ToJsonOptions,
 ): JsonAttribute {
   const vr = el.vr;
@@ -83,7 +84,7 @@ function attribute(
     const length =
       el.kind === 'value' ? el.bytes.length : el.kind === 'bulk' ? el.bulk.length : Number.POSITIVE_INFINITY;
     if (options.bulkDataUri && (el.kind !== 'value' || length > (options.bulkThreshold ?? -1))) {
-      const uri = options.bulkDataUri(el, path);
+      const uri = options.bulkDataUri(el, [...parent, el.tag]);
       if (uri !== undefined) return { vr, BulkDataURI: uri };
     }
     if (el.kind === 'bulk') {
@@ -104,7 +105,10 @@ function attribute(
   if (el.bytes.length === 0) return { vr };
   const values = decodeValues(vr, el.bytes, ds.littleEndian, ds.characterSet);
   if (values.length === 0) return { vr };
-  return { vr, Value: values.map((v) => jsonValue(v, vr)) };
+  // `values` is a fresh array (decodeValues): converted in place.
+  const out = values as JsonValue[];
+  for (let i = 0; i < values.length; i++) out[i] = jsonValue(values[i]!, vr);
+  return { vr, Value: out };
 }
 
 function jsonValue(v: Value, vr: VR): JsonValue {

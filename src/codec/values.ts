@@ -32,6 +32,8 @@ export function decodeString(bytes: Uint8Array, vr: VR, cs: CharacterSet): strin
 export function splitStrings(text: string, vr: VR): string[] {
   if (isSingleValuedText(vr)) return text.length === 0 ? [] : [trimEnd(text, vr)];
   if (text.length === 0) return [];
+  // Most values are single: no split (a runtime call) and no closure.
+  if (!text.includes('\\')) return [trimValue(text, vr)];
   return text.split('\\').map((v) => trimValue(v, vr));
 }
 
@@ -82,8 +84,13 @@ export function decodeValues(vr: VR, bytes: Uint8Array, littleEndian: boolean, c
         const names = parts.map((p) => parsePersonName(p));
         return names.every(isEmptyName) ? [] : names.map((n) => (isEmptyName(n) ? null : n));
       }
-      default:
-        return allEmpty(parts) ? [] : parts.map((p) => (p === '' ? null : p));
+      default: {
+        if (allEmpty(parts)) return [];
+        // `parts` is ours: empty values become null in place.
+        const out: Value[] = parts;
+        for (let i = 0; i < out.length; i++) if (out[i] === '') out[i] = null;
+        return out;
+      }
     }
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);

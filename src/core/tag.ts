@@ -24,8 +24,21 @@ export function formatTag(t: Tag): string {
 
 /** `00100010` — the form used as a key by the DICOM JSON model (PS3.18 §F.2.1.1). */
 export function tagToHex(t: Tag): string {
-  return (t >>> 0).toString(16).toUpperCase().padStart(8, '0');
+  let hex = hexByTag.get(t);
+  if (hex === undefined) {
+    hex = (t >>> 0).toString(16).toUpperCase().padStart(8, '0');
+    if (hexByTag.size < HEX_CACHE_SIZE) hexByTag.set(t, hex);
+  }
+  return hex;
 }
+
+/**
+ * The hex strings of the tags seen so far (a data set's tags recur in every instance): one lookup
+ * instead of three string allocations, and the same string each time, which V8 has already
+ * internalized when it is used as a property name (DICOM JSON keys).
+ */
+const hexByTag = new Map<number, string>();
+const HEX_CACHE_SIZE = 65_536;
 
 /** Parses `00100010`, `0010,0010` or `(0010,0010)`; returns undefined for anything else. */
 export function parseTag(text: string): Tag | undefined {
