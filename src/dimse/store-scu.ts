@@ -1,5 +1,5 @@
-import { closeSync, createReadStream, fstatSync, openSync, read, readSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { closeSync, createReadStream, fstatSync, openSync, read, readSync, statSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   canDecode,
@@ -35,11 +35,15 @@ export interface StoreOutcome {
 const IMPLICIT_LE = '1.2.840.10008.1.2';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
-/** Lists files under paths (folders recursively), in a stable order. */
+/**
+ * Lists files under paths (folders recursively), in a stable order. Each path is stat'ed with a
+ * blocking call: a file list of thousands (storescu-style arguments) would otherwise take a trip to
+ * the thread pool each, 50-100 µs apiece here, against a few µs inline.
+ */
 export async function listFiles(paths: readonly string[]): Promise<string[]> {
   const out: string[] = [];
   for (const p of paths) {
-    const s = await stat(p);
+    const s = statSync(p);
     if (s.isDirectory()) await listFolder(p, out);
     else if (s.isFile()) out.push(p);
   }
