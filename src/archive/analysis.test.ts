@@ -13,6 +13,7 @@ const FILES = [
   'transfer-syntax/ct1-explicit-vr-be.dcm',
   'multiframe/enhanced-ct-2f-rle-bot.dcm',
   'multiframe/nm-heart-13frames-dcm4che.dcm',
+  'multiframe/enhanced-ct-2f-jpegls-near-lossless.dcm',
 ];
 
 /** The data set bytes of a Part 10 file and its transfer syntax. */
@@ -58,6 +59,26 @@ describe('InstanceAnalysis', () => {
       }
     });
   }
+
+  test('frames located without an offset table: 8 fragments of 2 JPEG-LS frames, split where each frame starts', () => {
+    const { bytes, transferSyntaxUid } = datasetOf('multiframe/enhanced-ct-2f-jpegls-near-lossless.dcm');
+    for (const size of [1, 7, 4096, bytes.length]) {
+      const r = analyse(bytes, { transferSyntaxUid, headerLength: 0, source: {} }, size);
+      assert.equal(r.kind, 'record');
+      if (r.kind !== 'record') continue;
+      const frames = JSON.parse(r.record.instance.frameOffsets ?? 'null') as [number, number][][] | null;
+      assert.ok(frames, `chunks of ${size}: frames located`);
+      assert.deepEqual(
+        frames!.map((f) => f.map(([, length]) => length)),
+        [
+          [8192, 8192, 8192, 5964],
+          [8192, 8192, 8192, frames![1]![3]![1]],
+        ],
+      );
+      // Each frame starts with a JPEG SOI marker where its first fragment is.
+      for (const f of frames!) assert.equal(bytes.readUInt16BE(f[0]![0]), 0xffd8);
+    }
+  });
 
   test('a data set that is not what the request announced is rejected (A900), a malformed one C000', () => {
     const { bytes, transferSyntaxUid } = datasetOf(FILES[0]!);

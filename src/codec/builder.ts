@@ -3,6 +3,7 @@ import {
   type BulkRef,
   Dataset,
   type EncapsulatedElement,
+  FRAGMENT_HEAD_BYTES,
   type Fragment,
   type SequenceElement,
 } from './dataset.ts';
@@ -35,6 +36,8 @@ interface Open {
   readonly offset: number;
   readonly length: number;
   readonly chunks: Buffer[] | undefined;
+  /** A fragment streamed as a reference: its first bytes, as they come. */
+  head?: Buffer;
   readonly finish: (bytes: Buffer | undefined, ref: BulkRef | undefined) => void;
 }
 
@@ -95,9 +98,16 @@ export class DatasetBuilder {
         };
         return;
       }
-      case 'value-chunk':
-        this.open?.chunks?.push(Buffer.from(token.bytes));
+      case 'value-chunk': {
+        const open = this.open;
+        open?.chunks?.push(Buffer.from(token.bytes));
+        if (open?.kind === 'fragment' && !open.chunks && (open.head?.length ?? 0) < FRAGMENT_HEAD_BYTES) {
+          const want = FRAGMENT_HEAD_BYTES - (open.head?.length ?? 0);
+          const more = Buffer.from(token.bytes.subarray(0, want));
+          open.head = open.head ? Buffer.concat([open.head, more]) : more;
+        }
         return;
+      }
       case 'value-end': {
         const open = this.open!;
         this.open = undefined;
@@ -161,17 +171,24 @@ export class DatasetBuilder {
           return;
         }
         if (token.value !== undefined) {
-          add({ length, offset, bulk: this.ref(enc.tag, offset, length) });
+          const head = Buffer.from(token.value.subarray(0, FRAGMENT_HEAD_BYTES));
+          add({ length, offset, bulk: this.ref(enc.tag, offset, length), head });
           return;
         }
-        this.open = {
+        const open: Open = {
           kind: 'fragment',
           tag: enc.tag,
           offset,
           length,
           chunks: this.options.bulk === 'inline' ? [] : undefined,
-          finish: (bytes, ref) => add(bytes ? { length, offset, bytes } : { length, offset, bulk: ref! }),
+          finish: (bytes, ref) =>
+            add(
+              bytes
+                ? { length, offset, bytes }
+                : { length, offset, bulk: ref!, ...(open.head ? { head: open.head } : {}) },
+            ),
         };
+        this.open = open;
         return;
       }
       case 'fragments-end':

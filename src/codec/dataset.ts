@@ -43,7 +43,15 @@ export interface Fragment {
   readonly offset?: number;
   readonly bytes?: Buffer;
   readonly bulk?: BulkRef;
+  /**
+   * The value's first bytes (up to FRAGMENT_HEAD_BYTES), kept when the value itself is a reference:
+   * enough to see where a frame starts (a JPEG SOI, a JPEG 2000 SOC or box) without reading it.
+   */
+  readonly head?: Buffer;
 }
+
+/** Bytes of a referenced fragment kept as its `head`. */
+export const FRAGMENT_HEAD_BYTES = 12;
 
 /** Encapsulated Pixel Data: the Basic Offset Table item, then the fragments. */
 export interface EncapsulatedElement extends ElementBase {

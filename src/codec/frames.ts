@@ -121,7 +121,7 @@ function byOffsets(offsets: readonly number[], starts: readonly number[]): numbe
 
 /** JPEG SOI (FFD8), JPEG 2000 codestream SOC+SIZ (FF4F FF51) or a JP2 signature box. */
 function startsFrame(f: Fragment): boolean {
-  const b = f.bytes;
+  const b = f.bytes ?? f.head;
   if (!b || b.length < 4) return false;
   if (b[0] === 0xff && b[1] === 0xd8) return true;
   if (b[0] === 0xff && b[1] === 0x4f && b[2] === 0xff && b[3] === 0x51) return true;
