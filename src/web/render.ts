@@ -147,6 +147,8 @@ export async function renderFrame(
         : { frame, px };
     const { data, channels } = toEightBit(native.frame, native.px, options.window);
     image = sharp(data, { raw: { width: native.px.columns, height: native.px.rows, channels } });
+    // A grey image stays grey in the output (libvips would write three equal channels).
+    if (channels === 1) image = image.toColourspace('b-w');
   }
   if (options.viewport) {
     image = image.resize(options.viewport.width, options.viewport.height, {
