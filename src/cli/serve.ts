@@ -22,6 +22,7 @@ interface ServeOptions {
   maxPdu?: string;
   shutdownGrace?: string;
   maxQueryResults?: string;
+  decodeWorkers?: string;
   publicUrl?: string;
   corsOrigin?: string[];
   maxRequestBytes?: string;
@@ -82,6 +83,10 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
     .option('--shutdown-grace <ms>', 'on SIGTERM, how long associations may go on (default 10000)')
     .option('--max-query-results <n>', 'most matches one C-FIND or QIDO-RS request returns (default 10000)')
     .option(
+      '--decode-workers <n>',
+      'threads that decode compressed frames off the event loop (default: cores - 1, 1-4; 0: on the main thread)',
+    )
+    .option(
       '--public-url <url>',
       'the URL clients reach DICOMweb at, for RetrieveURL/BulkDataURI (default: from each request)',
     )
@@ -111,6 +116,7 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
         maxPduLength: o.maxPdu,
         shutdownGraceMs: o.shutdownGrace,
         maxQueryResults: o.maxQueryResults,
+        decodeWorkers: o.decodeWorkers,
         publicUrl: o.publicUrl,
         corsOrigins: o.corsOrigin?.includes('*') ? '*' : o.corsOrigin,
         maxRequestBytes: o.maxRequestBytes,

@@ -17,6 +17,7 @@ export {
   type SequenceElement,
   type ValueElement,
 } from './dataset.ts';
+export { decodeWorkerStats, startDecodeWorkers, stopDecodeWorkers } from './decode-pool.ts';
 export { frameFragments, type NativeFrame, nativeFrames, numberOfFrames } from './frames.ts';
 export {
   datasetFromJson,

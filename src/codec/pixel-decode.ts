@@ -26,6 +26,7 @@
 import { createRequire } from 'node:module';
 import { CodecError, PixelDataTag, type Tag } from '../core/index.ts';
 import { Dataset, type Element, type EncapsulatedElement, type Fragment } from './dataset.ts';
+import { decodeInWorker, decodeWorkersOn } from './decode-pool.ts';
 import { frameFragments } from './frames.ts';
 import { decodeJpegDctGray, type JpegInfo, jpegInfo } from './jpeg.ts';
 import { decodeRle } from './rle.ts';
@@ -98,7 +99,19 @@ function fail(why: string): never {
  * CodecError ERR_CODEC_DECODE naming the syntax and why, for corrupt input or an unsupported variant
  * (e.g. a bit depth a decoder cannot do).
  */
-export async function decodeFrame(
+export function decodeFrame(
+  frame: Uint8Array,
+  transferSyntaxUid: string,
+  format: PixelFormat,
+): Promise<DecodedFrame> {
+  // With the decode workers on (decode-pool.ts), off this thread; unknown syntaxes fail here at once.
+  if (decodeWorkersOn() && FAMILY.has(transferSyntaxUid))
+    return decodeInWorker(frame, transferSyntaxUid, format);
+  return decodeFrameHere(frame, transferSyntaxUid, format);
+}
+
+/** `decodeFrame` on the calling thread (what a decode worker runs). */
+export async function decodeFrameHere(
   frame: Uint8Array,
   transferSyntaxUid: string,
   format: PixelFormat,
@@ -627,12 +640,18 @@ async function copyDecoded(ds: Dataset, uid: string, parent: Dataset | undefined
   if (!pixelData) return out;
   const format = pixelFormat(ds);
   const frames = frameFragments(ds, pixelData);
-  const decoded: DecodedFrame[] = [];
-  for (const indexes of frames) {
-    const parts: Buffer[] = [];
-    for (const i of indexes) parts.push(await fragmentBytes(pixelData.fragments[i]!, PixelDataTag));
-    decoded.push(await decodeFrame(parts.length === 1 ? parts[0]! : Buffer.concat(parts), uid, format));
-  }
+  // Frames are decoded a few at a time: in parallel on the decode workers when they are on.
+  const decoded: DecodedFrame[] = new Array(frames.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let k = next++; k < frames.length; k = next++) {
+      const parts: Buffer[] = [];
+      for (const i of frames[k]!) parts.push(await fragmentBytes(pixelData!.fragments[i]!, PixelDataTag));
+      decoded[k] = await decodeFrame(parts.length === 1 ? parts[0]! : Buffer.concat(parts), uid, format);
+    }
+  };
+  const lanes = decodeWorkersOn() ? Math.min(frames.length, 8) : 1;
+  await Promise.all(Array.from({ length: lanes }, worker));
   const first = decoded[0];
   out.setBytes(
     PixelDataTag,

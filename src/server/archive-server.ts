@@ -4,6 +4,7 @@
  * shutdown that finishes the stores in progress before the index is closed.
  */
 import type { DestinationStream } from 'pino';
+import { startDecodeWorkers } from '../codec/index.ts';
 import { createDicomWebApp, DICOMWEB_DEFAULTS } from '../web/index.ts';
 import { type AdminHttp, ArchiveMetrics, startAdminHttp } from './admin-http.ts';
 import { type Archive, archiveStore, openArchive } from './archive-store.ts';
@@ -50,11 +51,14 @@ export async function startArchive(
   let http: AdminHttp | undefined;
   let webApp: { close(): Promise<unknown> } | undefined;
   let dimseUp = false;
+  // Compressed frames decode off the event loop (codec/decode-pool.ts), unless configured not to.
+  const releaseDecoders = config.decodeWorkers === 0 ? undefined : startDecodeWorkers(config.decodeWorkers);
   const stopEarly = async (): Promise<void> => {
     await dimse?.close(0);
     await http?.close();
     await webApp?.close();
     await archive?.close();
+    await releaseDecoders?.();
     for (const off of unsubscribe) off();
   };
   try {
@@ -161,6 +165,7 @@ export async function startArchive(
       await running.http.close();
       await webApp?.close();
       await running.archive.close();
+      await releaseDecoders?.();
       logger.info('archive stopped');
       for (const off of unsubscribe) off();
     })();

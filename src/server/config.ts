@@ -173,6 +173,12 @@ export const configSchema = z.strictObject(
     shutdownGraceMs: integer(0, 3_600_000, 'a duration in milliseconds (0-3600000)').default(10_000),
     /** Most matches one C-FIND returns; a query with more ends with A700 (refine the query). */
     maxQueryResults: integer(1, 10_000_000, 'a count (1-10000000)').default(10_000),
+    /**
+     * Worker threads that decode compressed frames (WADO-RS transcoding and rendering, C-GET/C-MOVE
+     * decompression) off the event loop; 0 decodes on the main thread. Default: one per core beyond
+     * the first (1-4), started on the first frame.
+     */
+    decodeWorkers: integer(0, 64, 'a count of worker threads (0-64)').optional(),
     /** Person Name matching ignores case (C-FIND, QIDO-RS). */
     caseInsensitivePersonNames: bool.default(true),
     /** The URL clients reach DICOMweb at (RetrieveURL, BulkDataURI); absent: from each request's Host. */
@@ -226,6 +232,7 @@ export interface ConfigFlags {
   readonly maxPduLength?: string | number | undefined;
   readonly shutdownGraceMs?: string | number | undefined;
   readonly maxQueryResults?: string | number | undefined;
+  readonly decodeWorkers?: string | number | undefined;
   readonly publicUrl?: string | undefined;
   /** `*` alone, or origins. */
   readonly corsOrigins?: '*' | readonly string[] | undefined;
@@ -252,6 +259,7 @@ export const FLAG_NAMES: Readonly<Record<keyof ConfigFlags, string>> = {
   maxPduLength: '--max-pdu',
   shutdownGraceMs: '--shutdown-grace',
   maxQueryResults: '--max-query-results',
+  decodeWorkers: '--decode-workers',
   publicUrl: '--public-url',
   corsOrigins: '--cors-origin',
   maxRequestBytes: '--max-request-bytes',
