@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import sharp from 'sharp';
 import { isDicomError } from '../core/index.ts';
-import { canRender, type PixelDescription, renderFrame, toEightBit } from './render.ts';
+import { canRender, type PixelDescription, paletteTo8Bit, renderFrame, toEightBit } from './render.ts';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const EXPLICIT_BE = '1.2.840.10008.1.2.2';
@@ -139,6 +139,46 @@ describe('toEightBit: colour', () => {
       photometricInterpretation: 'RGB',
       ...over,
     });
+
+  test('a frame at an odd offset of its buffer (a 16-bit view needs an even one) reads the same', () => {
+    const px = grey(4);
+    const even = u16([0, 1000, 2000, 4095]);
+    const odd = Buffer.concat([Buffer.alloc(1), even]).subarray(1);
+    assert.equal(odd.byteOffset % 2, 1);
+    assert.deepEqual(
+      toEightBit(odd, px, { center: 2048, width: 4096 }),
+      toEightBit(even, px, { center: 2048, width: 4096 }),
+    );
+  });
+
+  test('PALETTE COLOR: stored values through the red, green and blue tables; out of range clamps', () => {
+    // 16-bit entries: the high byte; first mapped value 10.
+    const table = (f: (i: number) => number): Buffer => u16(Array.from({ length: 4 }, (_, i) => f(i)));
+    const lut = (data: Buffer) => ({ entries: 4, firstMapped: 10, bits: 16, data });
+    const px = grey(6, {
+      photometricInterpretation: 'PALETTE COLOR',
+      palette: {
+        red: lut(table((i) => i * 0x4000)),
+        green: lut(table((i) => 0xffff - i * 0x4000)),
+        blue: lut(table(() => 0x8000)),
+      },
+    });
+    const { data, channels } = toEightBit(u16([9, 10, 11, 12, 13, 200]), px);
+    assert.equal(channels, 3);
+    assert.deepEqual(
+      [...data],
+      [0, 255, 128, 0, 255, 128, 64, 191, 128, 128, 127, 128, 192, 63, 128, 192, 63, 128],
+    );
+    // 8-bit entries, one byte each or one per 16-bit word (both are found in files).
+    assert.deepEqual(
+      [...paletteTo8Bit({ entries: 3, firstMapped: 0, bits: 8, data: Buffer.from([1, 2, 3, 0]) })],
+      [1, 2, 3],
+    );
+    assert.deepEqual(
+      [...paletteTo8Bit({ entries: 3, firstMapped: 0, bits: 8, data: u16([1, 2, 3]) })],
+      [1, 2, 3],
+    );
+  });
 
   test('RGB, interleaved (planar configuration 0) and by plane (1)', () => {
     const interleaved = toEightBit(Buffer.from([255, 0, 0, 0, 0, 255]), colour({}));

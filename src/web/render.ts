@@ -224,23 +224,7 @@ export function toEightBit(
     throw new DicomError('ERR_WEB_RENDER_UNSUPPORTED', 'the frame is shorter than its pixels');
   const signed = px.pixelRepresentation === 1;
   const bits = px.bitsStored;
-  const mask = bits >= 32 ? 0xffffffff : 2 ** bits - 1;
-  const stored = (i: number): number => {
-    const raw =
-      bytesPer === 1
-        ? frame[i]!
-        : bytesPer === 2
-          ? bigEndian
-            ? frame.readUInt16BE(2 * i)
-            : frame.readUInt16LE(2 * i)
-          : bigEndian
-            ? frame.readUInt32BE(4 * i)
-            : frame.readUInt32LE(4 * i);
-    let v = bits >= 32 ? raw : raw & mask;
-    if (signed && bits < 32 && v >= 2 ** (bits - 1)) v -= 2 ** bits;
-    else if (signed && bits >= 32) v = raw | 0;
-    return v;
-  };
+  const values = storedValues(frame, n, bytesPer, bigEndian, bits, signed);
   if (px.photometricInterpretation === 'PALETTE COLOR') {
     // PS3.3 C.7.6.3.1.5: stored values index the tables directly (no Modality or VOI LUT).
     if (!px.palette)
@@ -249,7 +233,7 @@ export function toEightBit(
     const tables = luts.map(paletteTo8Bit);
     const out = Buffer.alloc(n * 3);
     for (let i = 0; i < n; i++) {
-      const v = stored(i);
+      const v = values[i]!;
       for (let c = 0; c < 3; c++) {
         const lut = luts[c]!;
         const k = Math.min(Math.max(v - lut.firstMapped, 0), lut.entries - 1);
@@ -258,12 +242,14 @@ export function toEightBit(
     }
     return { data: out, channels: 3 };
   }
-  const values = new Float64Array(n);
   let min = Number.POSITIVE_INFINITY;
   let max = Number.NEGATIVE_INFINITY;
+  const slope = px.rescaleSlope;
+  const intercept = px.rescaleIntercept;
+  const modality = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const m = stored(i) * px.rescaleSlope + px.rescaleIntercept;
-    values[i] = m;
+    const m = values[i]! * slope + intercept;
+    modality[i] = m;
     if (m < min) min = m;
     if (m > max) max = m;
   }
@@ -275,7 +261,7 @@ export function toEightBit(
   const low = center - 0.5 - (width - 1) / 2;
   const high = center - 0.5 + (width - 1) / 2;
   for (let i = 0; i < n; i++) {
-    const x = values[i]!;
+    const x = modality[i]!;
     let y: number;
     if (x <= low) y = 0;
     else if (x > high) y = 255;
@@ -284,6 +270,46 @@ export function toEightBit(
     out[i] = invert ? 255 - b : b;
   }
   return { data: out, channels: 1 };
+}
+
+/**
+ * The stored values of a frame (masked to Bits Stored, sign-extended when signed), read through a typed
+ * array view where the data allows it: a per-pixel read through a Buffer method costs several times more.
+ */
+function storedValues(
+  frame: Buffer,
+  n: number,
+  bytesPer: number,
+  bigEndian: boolean,
+  bits: number,
+  signed: boolean,
+): Float64Array | Int32Array {
+  const out = new Int32Array(n);
+  if (bytesPer === 4) {
+    const wide = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const raw = bigEndian ? frame.readUInt32BE(4 * i) : frame.readUInt32LE(4 * i);
+      const v = bits >= 32 ? raw : raw % 2 ** bits;
+      wide[i] = signed ? (bits >= 32 ? raw | 0 : v >= 2 ** (bits - 1) ? v - 2 ** bits : v) : v;
+    }
+    return wide;
+  }
+  let raw: Uint8Array | Uint16Array;
+  if (bytesPer === 1) raw = frame;
+  else {
+    // A 16-bit view needs an even offset and the machine's (little-endian) byte order: else a copy.
+    const aligned = frame.byteOffset % 2 === 0 ? frame : Buffer.from(frame.subarray(0, 2 * n));
+    const copy = bigEndian ? Buffer.from(aligned.subarray(0, 2 * n)).swap16() : aligned;
+    raw = new Uint16Array(copy.buffer, copy.byteOffset, n);
+  }
+  const mask = 2 ** bits - 1;
+  const half = 2 ** (bits - 1);
+  const full = 2 ** bits;
+  for (let i = 0; i < n; i++) {
+    const v = raw[i]! & mask;
+    out[i] = signed && v >= half ? v - full : v;
+  }
+  return out;
 }
 
 function clamp(v: number): number {
