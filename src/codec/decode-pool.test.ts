@@ -4,22 +4,13 @@
  * and frames decode on this thread again.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { threadId } from 'node:worker_threads';
+import { formatOf, framesOf, readCorpus } from '../../test/helpers/frames.ts';
 import { PixelDataTag } from '../core/index.ts';
 import { decodeWorkerStats, startDecodeWorkers } from './decode-pool.ts';
-import {
-  type Dataset,
-  decodeFrame,
-  decompressDataset,
-  frameFragments,
-  type PixelFormat,
-  readPart10,
-} from './index.ts';
+import { decodeFrame, decompressDataset } from './index.ts';
 import { decodeFrameHere } from './pixel-decode.ts';
-
-const corpus = new URL('../../../shared/data/dicom/', import.meta.url);
 
 const FILES = [
   'transfer-syntax/ct1-jpegls-lossless-fragmented-bot.dcm',
@@ -30,29 +21,6 @@ const FILES = [
   'multiframe/enhanced-ct-2f-jpegls-near-lossless.dcm',
 ];
 
-function read(rel: string): { ds: Dataset; ts: string } {
-  const p = readPart10(readFileSync(new URL(rel, corpus)));
-  return { ds: p.dataset, ts: p.transferSyntax.uid };
-}
-
-function formatOf(ds: Dataset): PixelFormat {
-  return {
-    rows: ds.number(0x00280010)!,
-    columns: ds.number(0x00280011)!,
-    samplesPerPixel: ds.number(0x00280002) ?? 1,
-    bitsAllocated: ds.number(0x00280100)!,
-    bitsStored: ds.number(0x00280101)!,
-    pixelRepresentation: ds.number(0x00280103) ?? 0,
-    photometricInterpretation: ds.string(0x00280004)!,
-  };
-}
-
-function framesOf(ds: Dataset): Buffer[] {
-  const el = ds.get(PixelDataTag);
-  if (el?.kind !== 'encapsulated') throw new Error('not encapsulated');
-  return frameFragments(ds, el).map((ix) => Buffer.concat(ix.map((i) => el.fragments[i]!.bytes!)));
-}
-
 describe('decode workers', { timeout: 120_000 }, () => {
   test('frames decoded in a worker thread equal those decoded here; errors keep their code; release stops it', async () => {
     const release = startDecodeWorkers(2);
@@ -60,7 +28,7 @@ describe('decode workers', { timeout: 120_000 }, () => {
       assert.equal(decodeWorkerStats().on, true);
       let frames = 0;
       for (const rel of FILES) {
-        const { ds, ts } = read(rel);
+        const { ds, ts } = readCorpus(rel);
         const format = formatOf(ds);
         const all = framesOf(ds);
         const off = await Promise.all(all.map((f) => decodeFrame(f, ts, format)));
@@ -94,7 +62,7 @@ describe('decode workers', { timeout: 120_000 }, () => {
         `threads ${stats.threadIds}`,
       );
       // A corrupt frame: the worker's CodecError, code and all.
-      const { ds, ts } = read(FILES[0]!);
+      const { ds, ts } = readCorpus(FILES[0]!);
       await assert.rejects(decodeFrame(Buffer.from('not a JPEG-LS stream at all'), ts, formatOf(ds)), {
         code: 'ERR_CODEC_DECODE',
       });
@@ -103,7 +71,7 @@ describe('decode workers', { timeout: 120_000 }, () => {
     }
     assert.equal(decodeWorkerStats().on, false);
     // Off again: decoded on this thread, and the same.
-    const { ds, ts } = read(FILES[1]!);
+    const { ds, ts } = readCorpus(FILES[1]!);
     const [f] = framesOf(ds);
     const again = await decodeFrame(f!, ts, formatOf(ds));
     assert.ok(again.pixels.equals((await decodeFrameHere(f!, ts, formatOf(ds))).pixels));

@@ -5,22 +5,19 @@
  * input. The comparisons with DCMTK's and GDCM's decompressors are in pixel-decode.int.test.ts.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
+import { formatOf, framesOf, readCorpus } from '../../test/helpers/frames.ts';
 import { PixelDataTag } from '../core/index.ts';
 import {
   canDecode,
-  type Dataset,
   decodeFrame,
   decompressDataset,
   encodeDataset,
-  frameFragments,
   type PixelFormat,
   readPart10,
 } from './index.ts';
 
-const corpus = new URL('../../../shared/data/dicom/', import.meta.url);
 const TIMEOUT = { timeout: 60_000 };
 
 const RLE = '1.2.840.10008.1.2.5';
@@ -37,36 +34,9 @@ const HTJ2K_RPCL = '1.2.840.10008.1.2.4.202';
 const HTJ2K = '1.2.840.10008.1.2.4.203';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
-function read(rel: string): { ds: Dataset; ts: string } {
-  const p = readPart10(readFileSync(new URL(rel, corpus)));
-  return { ds: p.dataset, ts: p.transferSyntax.uid };
-}
-
-function formatOf(ds: Dataset): PixelFormat {
-  const planar = ds.number(0x00280006);
-  return {
-    rows: ds.number(0x00280010)!,
-    columns: ds.number(0x00280011)!,
-    samplesPerPixel: ds.number(0x00280002) ?? 1,
-    bitsAllocated: ds.number(0x00280100)!,
-    bitsStored: ds.number(0x00280101)!,
-    pixelRepresentation: ds.number(0x00280103) ?? 0,
-    photometricInterpretation: ds.string(0x00280004)!,
-    ...(planar === undefined ? {} : { planarConfiguration: planar }),
-  };
-}
-
-/** Each frame's fragments concatenated, as decodeFrame takes them. */
-function framesOf(ds: Dataset): Buffer[] {
-  const el = ds.get(PixelDataTag);
-  assert.equal(el?.kind, 'encapsulated');
-  if (el?.kind !== 'encapsulated') return [];
-  return frameFragments(ds, el).map((ix) => Buffer.concat(ix.map((i) => el.fragments[i]!.bytes!)));
-}
-
 /** The native Pixel Data of a file, decompressed when it is encapsulated. */
 async function nativePixels(rel: string): Promise<Buffer> {
-  const { ds, ts } = read(rel);
+  const { ds, ts } = readCorpus(rel);
   return (await decompressDataset(ds, ts)).bytes(PixelDataTag)!;
 }
 
@@ -231,8 +201,8 @@ describe('lossless syntaxes give the native original back', () => {
     'transfer-syntax/ct1-jpegls-lossless-fragmented-bot.dcm',
   ]) {
     test(`${rel} decodes to the Pixel Data of ${original} (signed 16-bit)`, TIMEOUT, async () => {
-      const native = read(original).ds.bytes(PixelDataTag)!;
-      const { ds, ts } = read(rel);
+      const native = readCorpus(original).ds.bytes(PixelDataTag)!;
+      const { ds, ts } = readCorpus(rel);
       const frames = framesOf(ds);
       assert.equal(frames.length, 1);
       const out = await decodeFrame(frames[0]!, ts, formatOf(ds));
@@ -287,7 +257,7 @@ describe('HTJ2K (encoded here with OpenJPH, the corpus has none)', () => {
   }
 
   test('signed 16-bit ct1 round trips losslessly, in each HTJ2K syntax', TIMEOUT, async () => {
-    const { ds } = read('transfer-syntax/ct1-implicit-vr-le.dcm');
+    const { ds } = readCorpus('transfer-syntax/ct1-implicit-vr-le.dcm');
     const native = ds.bytes(PixelDataTag)!;
     const stream = await htj2k(native, {
       width: 512,
@@ -340,7 +310,7 @@ describe('decompressDataset', () => {
     'multi-frame JPEG Extended: 2 native frames, Lossy Image Compression kept at 01, OW',
     TIMEOUT,
     async () => {
-      const { ds, ts } = read('multiframe/enhanced-ct-2f-jpeg-extended.dcm');
+      const { ds, ts } = readCorpus('multiframe/enhanced-ct-2f-jpeg-extended.dcm');
       const out = await decompressDataset(ds, ts);
       const el = out.get(PixelDataTag);
       assert.equal(el?.kind, 'value');
@@ -358,7 +328,7 @@ describe('decompressDataset', () => {
     'multi-frame JPEG Baseline YBR_FULL_422 becomes RGB, color-by-pixel, lossy flag set',
     TIMEOUT,
     async () => {
-      const { ds, ts } = read('multiframe/lena-2f-jpeg-fragments-orthanc.dcm');
+      const { ds, ts } = readCorpus('multiframe/lena-2f-jpeg-fragments-orthanc.dcm');
       assert.equal(ds.has(0x00282110), false);
       const out = await decompressDataset(ds, ts);
       assert.equal(out.bytes(PixelDataTag)!.length, 512 * 512 * 3 * 1 * 2);
@@ -381,7 +351,7 @@ describe('decompressDataset', () => {
       ['multiframe/us-palette-10f-rle-dcm4che.dcm', 10, undefined],
       ['multiframe/enhanced-ct-2f-jpegls-near-lossless.dcm', 2, '01'],
     ] as const) {
-      const { ds, ts } = read(rel);
+      const { ds, ts } = readCorpus(rel);
       const out = await decompressDataset(ds, ts);
       const f = formatOf(ds);
       assert.equal(
@@ -396,12 +366,12 @@ describe('decompressDataset', () => {
   });
 
   test('a data set without encapsulated Pixel Data comes back as it is', async () => {
-    const { ds } = read('transfer-syntax/ct1-implicit-vr-le.dcm');
+    const { ds } = readCorpus('transfer-syntax/ct1-implicit-vr-le.dcm');
     assert.equal(await decompressDataset(ds, '1.2.840.10008.1.2'), ds);
   });
 
   test('a syntax without decoder is ERR_CODEC_DECODE', async () => {
-    const { ds } = read('transfer-syntax/ct1-rle-multi-fragment-fo.dcm');
+    const { ds } = readCorpus('transfer-syntax/ct1-rle-multi-fragment-fo.dcm');
     await rejects(decompressDataset(ds, '1.2.840.10008.1.2.4.100'), /MPEG2.*no decoder/);
     await rejects(decodeFrame(Buffer.alloc(10), '1.2.3.4', mono8), /no decoder/);
   });
@@ -422,7 +392,7 @@ describe('corrupt input is ERR_CODEC_DECODE, never a crash or a hang', () => {
   const garbage = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) & 0xff));
   for (const rel of files) {
     test(rel, TIMEOUT, async () => {
-      const { ds, ts } = read(rel);
+      const { ds, ts } = readCorpus(rel);
       const frame = framesOf(ds)[0]!;
       const format = formatOf(ds);
       await rejects(decodeFrame(frame.subarray(0, frame.length >> 1), ts, format), /cannot decode a frame/);
@@ -446,7 +416,7 @@ describe('corrupt input is ERR_CODEC_DECODE, never a crash or a hang', () => {
     'JPEG-LS: a marker inside the scan data is refused before CharLS (which took 5-10 s over such frames)',
     TIMEOUT,
     async () => {
-      const { ds, ts } = read('transfer-syntax/ct1-jpegls-lossless-fragmented-bot.dcm');
+      const { ds, ts } = readCorpus('transfer-syntax/ct1-jpegls-lossless-fragmented-bot.dcm');
       const frame = Buffer.from(framesOf(ds)[0]!);
       frame[50_000] = 0xff;
       frame[50_001] = 0x90;
@@ -455,7 +425,7 @@ describe('corrupt input is ERR_CODEC_DECODE, never a crash or a hang', () => {
   );
 
   test('12-bit JPEG Extended: bit errors in the entropy-coded data are caught', TIMEOUT, async () => {
-    const { ds, ts } = read('transfer-syntax/mr4-jpeg-extended-wg04.dcm');
+    const { ds, ts } = readCorpus('transfer-syntax/mr4-jpeg-extended-wg04.dcm');
     const frame = Buffer.from(framesOf(ds)[0]!);
     frame[4000] = 0xff; // an End Of Image marker inside the scan
     frame[4001] = 0xd9;
