@@ -11,6 +11,7 @@
  * stop with `stopDecodeWorkers`. A worker that dies fails the frames it had; later frames decode on
  * the calling thread.
  */
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { CodecError } from '../core/index.ts';
@@ -101,9 +102,16 @@ export function decodeWorkerStats(): { on: boolean; workers: number; decoded: nu
   };
 }
 
-/** Whether frames go to the workers. */
+/** Whether frames go to the workers (and their module is there: a bundle built without it decodes here). */
 export function decodeWorkersOn(): boolean {
-  return pool !== undefined && !pool.broken;
+  return pool !== undefined && !pool.broken && workerModuleExists();
+}
+
+let workerModule: boolean | undefined;
+function workerModuleExists(): boolean {
+  workerModule ??=
+    import.meta.url.endsWith('.ts') || existsSync(new URL('./decode-worker.js', import.meta.url));
+  return workerModule;
 }
 
 /** Decodes one frame in a worker; the caller checks `decodeWorkersOn()` first. */
