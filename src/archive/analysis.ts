@@ -1,8 +1,8 @@
 /**
  * What ingest learns from a data set's bytes as they stream in, apart from storing them: the SHA-256
  * of the stored bytes, the parsed data set, its validation (PS3.4 B.2.3) and the index record (index
- * fields, DICOM JSON metadata document, frame offsets). Pure computation over the bytes, no I/O: it
- * runs on the ingest's own thread or in an analysis worker (analysis-pool.ts), with the same result.
+ * fields, DICOM JSON metadata document, frame offsets). Pure computation over the bytes, no I/O, on
+ * the ingest's own thread (a worker thread was measured and gained nothing: docs/architecture.md).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
@@ -49,18 +49,23 @@ interface EarlyRecord {
   readonly record: InstanceRecord;
 }
 
-/** What an analysis needs to know besides the bytes (plain data: it crosses to a worker thread). */
+/** What a request announced of the instance it carries: the data set must match (else A900). */
+export interface ExpectedInstance {
+  /** C-STORE Affected SOP Class UID, STOW-RS File Meta. */
+  readonly sopClassUid?: string | undefined;
+  /** C-STORE Affected SOP Instance UID, STOW-RS File Meta. */
+  readonly sopInstanceUid?: string | undefined;
+  /** STOW-RS to /studies/{study}: the instance must belong to that study (PS3.18 10.5.3). */
+  readonly studyInstanceUid?: string | undefined;
+}
+
+/** What an analysis needs to know besides the bytes. */
 export interface AnalysisParams {
   /** Transfer syntax of the incoming data set bytes. */
   readonly transferSyntaxUid: string;
   /** Length of the Part 10 header written before the data set in the blob (offsets are in the blob). */
   readonly headerLength: number;
-  /** SOP Class/Instance (and study) the request announced: the data set must match. */
-  readonly expected?: {
-    readonly sopClassUid?: string | undefined;
-    readonly sopInstanceUid?: string | undefined;
-    readonly studyInstanceUid?: string | undefined;
-  };
+  readonly expected?: ExpectedInstance;
   readonly source: IngestSource;
 }
 

@@ -3,6 +3,7 @@ import { datasetFromJson, decodeDataset, part10Header } from '../codec/index.ts'
 import { CodecError, DicomError } from '../core/index.ts';
 import {
   type AnalysisResult,
+  type ExpectedInstance,
   INGEST_STATUS,
   type IngestSource,
   InstanceAnalysis,
@@ -25,13 +26,8 @@ const ingestChannel = channel('tessera:archive:ingest');
 export interface IngestContext {
   /** Transfer syntax of the incoming data set bytes (the presentation context's, for C-STORE). */
   readonly transferSyntaxUid: string;
-  /** SOP Class/Instance the request announced (C-STORE Affected SOP Class/Instance UID): must match the data set. */
-  readonly expected?: {
-    readonly sopClassUid?: string | undefined;
-    readonly sopInstanceUid?: string | undefined;
-    /** STOW-RS to /studies/{study}: the instance must belong to that study (else A900, PS3.18 10.5.3). */
-    readonly studyInstanceUid?: string | undefined;
-  };
+  /** What the request announced of the instance: the data set must match. */
+  readonly expected?: ExpectedInstance;
   readonly source: IngestSource;
   readonly policy: DuplicatePolicy;
 }
