@@ -296,14 +296,30 @@ export class FsBlobStore implements BlobStore {
    * nodes needs a grace period, since another node's upload in progress is a temp too, and keeps
    * being written (its mtime stays fresh) until it is published.
    */
-  constructor(root: string, options: { readonly fsync?: boolean; readonly tempGraceMs?: number } = {}) {
+  constructor(
+    root: string,
+    options: {
+      readonly fsync?: boolean;
+      readonly tempGraceMs?: number;
+      /**
+       * Where published blobs and temps live, when not `<root>/blobs` and `<root>/tmp`; both on one
+       * volume, so that publishing is a rename. A folder of received files (storescp's layout) has
+       * both in one folder, with `tempPrefix` `.`: a temp is hidden, and never a key (keys do not
+       * start with a dot).
+       */
+      readonly folders?: { readonly blobs: string; readonly tmp: string };
+      /** What temp file names start with (default nothing). */
+      readonly tempPrefix?: string;
+    } = {},
+  ) {
     this.fsync = options.fsync !== false;
     this.tempGraceMs = options.tempGraceMs ?? 0;
     this.localFolder = this.tempGraceMs === 0;
     this.inlineRename = !this.fsync && this.localFolder;
     this.root = root;
-    this.blobsDir = join(root, 'blobs');
-    this.tmpDir = join(root, 'tmp');
+    this.blobsDir = options.folders?.blobs ?? join(root, 'blobs');
+    this.tmpDir = options.folders?.tmp ?? join(root, 'tmp');
+    this.#tempPrefix = `${options.tempPrefix ?? ''}${randomBytes(9).toString('hex')}`;
   }
 
   readonly tempGraceMs: number;
@@ -317,7 +333,7 @@ export class FsBlobStore implements BlobStore {
    * inline, tens of microseconds each on a local disk, less than a trip to the thread pool.
    */
   readonly localFolder: boolean;
-  readonly #tempPrefix = randomBytes(9).toString('hex');
+  readonly #tempPrefix: string;
   #tempCounter = 0;
 
   async create(): Promise<BlobWriter> {
@@ -514,7 +530,7 @@ export class FsBlobStore implements BlobStore {
     try {
       const created = await mkdir(this.tmpDir, { recursive: true });
       await mkdir(this.blobsDir, { recursive: true });
-      if (created !== undefined) await fsyncDirectory(this.root);
+      if (created !== undefined) await fsyncDirectory(dirname(this.tmpDir));
     } catch (err) {
       throw mapFsError(err, 'prepare blob folders');
     }

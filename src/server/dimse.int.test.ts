@@ -42,6 +42,7 @@ import {
 } from '../dimse/index.ts';
 import { listen, UL_DEFAULTS } from '../ul/index.ts';
 import { type DimseServer, startDimseServer } from './dimse-server.ts';
+import { INCOMING_PREFIX } from './folder-store.ts';
 
 /** A short ARTIM for the test server, so connections it aborts close quickly (default 30 s). */
 const ARTIM_MS = 2000;
@@ -329,7 +330,7 @@ describe('Tessera SCP (startDimseServer) against DCMTK echoscu/storescu', () => 
     subscribe('tessera:dimse:request', onRequest);
     try {
       const incoming = async (): Promise<string[]> =>
-        (await readdir(storeDir)).filter((n) => n.startsWith('.incoming-'));
+        (await readdir(storeDir)).filter((n) => n.startsWith(INCOMING_PREFIX));
       assert.deepEqual(await incoming(), [], 'temp files before the test');
       const child = start('storescu', ['-aec', AE, '127.0.0.1', String(port), source.path], {
         timeoutMs: 120_000,
@@ -396,7 +397,7 @@ describe('Tessera SCP (startDimseServer) against DCMTK echoscu/storescu', () => 
       await sleep(500);
       assertRanOk(await echoscu(AE), 'echoscu after the refused, cut instance');
       assert.deepEqual(
-        (await readdir(storeDir)).filter((n) => n.includes('1.2.3.abc') || n.startsWith('.incoming-')),
+        (await readdir(storeDir)).filter((n) => n.includes('1.2.3.abc') || n.startsWith(INCOMING_PREFIX)),
         [],
       );
     } finally {

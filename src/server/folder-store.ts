@@ -1,51 +1,47 @@
-import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { type BlobWriter, FsBlobStore } from '../archive/index.ts';
 import { part10Header } from '../codec/index.ts';
-import { isValidUid } from '../core/index.ts';
+import { isDicomError, isValidUid } from '../core/index.ts';
 import { type HandlerResult, type IncomingRequest, STATUS, StatusError } from '../dimse/index.ts';
 
-const MAX_WRITES_IN_FLIGHT = 16;
+/** Bytes queued for the disk past which the handler waits for them before reading on. */
+const WRITE_BACKLOG_BYTES = 4 * 1024 * 1024;
+
+/** What the names of instances being received start with: hidden files, never `<UID>.dcm`. */
+export const INCOMING_PREFIX = '.incoming-';
 
 /**
- * A C-STORE handler that writes each instance as a Part 10 file in a folder, as DCMTK's storescp
- * does: File Meta generated from the command, then the data set bytes exactly as received. The file
- * is written under a temporary name, fsynced (unless `fsync: false`) and renamed, so a half-received instance (an aborted
- * association) never appears; its name is the validated SOP Instance UID, never a raw client string.
+ * A C-STORE handler that writes each instance as a Part 10 file `<SOP Instance UID>.dcm` in a folder,
+ * as DCMTK's storescp does: File Meta generated from the command, then the data set bytes exactly as
+ * received. The file is written through the archive's folder blob store: under a hidden temporary name
+ * `.incoming-*` (one `writev` at a time per file, taking every chunk that arrived meanwhile),
+ * fsynced with its folder (unless `fsync: false`, as storescp) and renamed, so a half-received
+ * instance (an aborted association) never appears. The name is the validated SOP Instance UID, never
+ * a raw client string. Temps are not swept at start (several receivers may share a folder): a
+ * process killed mid-instance leaves its hidden temp, never a visible half file.
  */
 export function folderStore(
   dir: string,
   options: { readonly fsync?: boolean } = {},
 ): (rq: IncomingRequest) => Promise<HandlerResult> {
-  let ready: Promise<unknown> | undefined;
+  const blobs = new FsBlobStore(dir, {
+    fsync: options.fsync !== false,
+    folders: { blobs: dir, tmp: dir },
+    tempPrefix: INCOMING_PREFIX,
+  });
   return async ({ command, context, association, dataset }) => {
-    ready ??= mkdir(dir, { recursive: true });
-    await ready;
     const sopInstanceUid = command.affectedSopInstanceUid ?? '';
     const sopClassUid = command.affectedSopClassUid ?? '';
     if (!dataset) throw new StatusError(STATUS.CannotUnderstand, 'C-STORE-RQ without a data set');
     if (!isValidUid(sopInstanceUid) || !isValidUid(sopClassUid)) {
       throw new StatusError(STATUS.CannotUnderstand, 'invalid Affected SOP Class/Instance UID');
     }
-    const temp = join(dir, `.incoming-${randomBytes(8).toString('hex')}`);
-    const final = join(dir, `${sopInstanceUid}.dcm`);
-    let fh: FileHandle | undefined;
-    const writes = new Set<Promise<unknown>>();
+    let writer: BlobWriter | undefined;
     try {
-      fh = await open(temp, 'w');
-      const handle = fh;
-      // Positioned writes are issued as chunks arrive, without waiting for each other: the disk work
-      // overlaps the network transfer (a bounded number in flight for backpressure).
-      let position = 0;
-      const write = async (chunk: Buffer): Promise<void> => {
-        const at = position;
-        position += chunk.length;
-        const p = handle.write(chunk, 0, chunk.length, at);
-        writes.add(p);
-        void p.finally(() => writes.delete(p)).catch(() => undefined);
-        if (writes.size >= MAX_WRITES_IN_FLIGHT) await Promise.race(writes);
-      };
-      await write(
+      writer = await blobs.create();
+      const w = writer;
+      // Writes are queued without waiting for each other (the writer keeps their order and batches
+      // them), so the disk works while the next chunks arrive; past the backlog, we wait for it.
+      let queued = w.write(
         part10Header({
           sopClassUid,
           sopInstanceUid,
@@ -53,21 +49,24 @@ export function folderStore(
           sourceAETitle: association.info.callingAETitle,
         }),
       );
-      for await (const chunk of dataset) await write(chunk as Buffer);
-      await Promise.all(writes);
-      if (options.fsync !== false) await handle.sync();
-      await rename(temp, final);
-      // The name is published and durable; closing the handle need not delay the answer.
-      void handle.close().catch(() => undefined);
-      fh = undefined;
+      queued.catch(() => undefined);
+      let backlog = 0;
+      for await (const chunk of dataset) {
+        queued = w.write(chunk as Buffer);
+        queued.catch(() => undefined);
+        backlog += (chunk as Buffer).length;
+        if (backlog >= WRITE_BACKLOG_BYTES) {
+          await queued;
+          backlog = 0;
+        }
+      }
+      await queued;
+      await w.commit(`${sopInstanceUid}.dcm`);
       return { status: STATUS.Success };
     } catch (err) {
-      await Promise.allSettled(writes);
-      await fh?.close().catch(() => undefined);
-      await rm(temp, { force: true });
+      await writer?.abort().catch(() => undefined);
       if (err instanceof StatusError) throw err;
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOSPC' || code === 'EDQUOT')
+      if (isDicomError(err) && err.code === 'ERR_ARCHIVE_DISK_FULL')
         throw new StatusError(STATUS.OutOfResources, 'disk full', { cause: err });
       throw new StatusError(STATUS.OutOfResources, `cannot store: ${(err as Error).message}`, { cause: err });
     }

@@ -35,6 +35,6 @@ export {
   type ServerConfigInput,
 } from './config.ts';
 export { type DimseServer, type DimseServerOptions, startDimseServer } from './dimse-server.ts';
-export { folderStore } from './folder-store.ts';
+export { folderStore, INCOMING_PREFIX } from './folder-store.ts';
 export { CHANNELS, createLogger, hexStatus, type Logger, subscribeLogs } from './logging.ts';
 export { type Peer, QR_SCP_DEFAULTS, type QrScpOptions, qrHandlers } from './qr-scp.ts';
