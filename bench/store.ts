@@ -20,6 +20,9 @@
  * (c) the same SCUs -> Orthanc (Debian package, default SQLite index, a fresh storage and index folder
  *     for each run; Orthanc 1.10 fsyncs its storage area by default, SyncStorageArea); ratio (a)/(c),
  *     the target on durable Tessera;
+ * (a') storescu -> `tessera receive --no-fsync` (issue 3's SCP: the networking layer writing each instance
+ *     as a Part 10 file, as storescp does, no index); ratio against storescp (1 association) and
+ *     storescp --fork (P associations, served at once by both);
  * (d) `tessera store [--parallel P]` -> storescp vs storescu -> storescp: the ratio of the SCUs (by
  *     default on the large set only, --scu-sets). With P associations both SCUs send to `storescp
  *     --fork` (so the SCP does not serialize them) and also to the single-process storescp.
@@ -828,7 +831,7 @@ function dropFromPageCache(dir: string): void {
 // ---------------------------------------------------------------------------------------------------
 // Runs
 
-type ScpKind = 'tessera' | 'tessera-nofsync' | 'storescp' | 'storescp-fork' | 'orthanc';
+type ScpKind = 'tessera' | 'tessera-nofsync' | 'tessera-receive' | 'storescp' | 'storescp-fork' | 'orthanc';
 
 /** `tessera serve`, durable (the default) or with --no-fsync (storescp's durability). */
 const isTessera = (kind: ScpKind): boolean => kind === 'tessera' || kind === 'tessera-nofsync';
@@ -845,6 +848,7 @@ interface Config {
 const SCP_LABEL: Record<ScpKind, string> = {
   tessera: 'tessera serve',
   'tessera-nofsync': 'tessera serve --no-fsync',
+  'tessera-receive': 'tessera receive --no-fsync',
   storescp: 'storescp',
   'storescp-fork': 'storescp --fork',
   orthanc: 'Orthanc',
@@ -853,6 +857,7 @@ const SCP_LABEL: Record<ScpKind, string> = {
 const CALLED_AE: Record<ScpKind, string> = {
   tessera: 'TESSERA',
   'tessera-nofsync': 'TESSERA',
+  'tessera-receive': 'TESSERA',
   storescp: 'STORESCP',
   'storescp-fork': 'STORESCP',
   orthanc: 'ORTHANC',
@@ -884,12 +889,14 @@ function configs(args: Args): Config[] {
     const scu = args.scuSets.includes(set);
     add('storescu', 'tessera', 1);
     add('storescu', 'tessera-nofsync', 1);
+    add('storescu', 'tessera-receive', 1);
     add('storescu', 'storescp', 1);
     if (args.orthanc) add('storescu', 'orthanc', 1);
     if (scu) add('tessera', 'storescp', 1);
     if (P > 1) {
       add('storescu', 'tessera', P);
       add('storescu', 'tessera-nofsync', P);
+      add('storescu', 'tessera-receive', P);
       add('storescu', 'storescp', P);
       add('storescu', 'storescp-fork', P);
       if (args.orthanc) add('storescu', 'orthanc', P);
@@ -965,6 +972,13 @@ function startServer(kind: ScpKind, dir: string, port: number, httpPort: number 
         '--any-called-ae',
         ...(kind === 'tessera-nofsync' ? ['--no-fsync'] : []),
       ],
+      { group: true },
+    );
+  }
+  if (kind === 'tessera-receive') {
+    return launch(
+      process.execPath,
+      [TESSERA_MAIN, 'receive', '--out', dir, '--host', HOST, '--any-called-ae', '--no-fsync', String(port)],
       { group: true },
     );
   }
@@ -1327,6 +1341,26 @@ function comparisons(args: Args, cfgs: readonly Config[]): Comparison[] {
         false,
       );
     }
+    // Issue 3: Tessera's SCP, the networking layer writing files as storescp does (`tessera receive`,
+    // no index), at least as fast as storescp; with P associations against storescp --fork, which
+    // also serves them at once.
+    add(
+      'receive1',
+      'tessera receive --no-fsync / storescp, 1 association (storescu; files, no index, neither fsyncs)',
+      id('storescu', 'tessera-receive', 1),
+      id('storescu', 'storescp', 1),
+      TARGET_RATIO,
+      vsStorescp,
+    );
+    if (P > 1)
+      add(
+        `receive${P}Fork`,
+        `tessera receive --no-fsync / storescp --fork, ${P} associations (storescu x${P})`,
+        id('storescu', 'tessera-receive', P),
+        id('storescu', 'storescp-fork', P),
+        TARGET_RATIO,
+        vsStorescp,
+      );
     add(
       'orthanc1',
       'tessera serve / Orthanc, 1 association (storescu; both fsync each instance)',
@@ -1575,7 +1609,9 @@ async function main(): Promise<void> {
       const t = id('storescu', 'tessera', k);
       const tn = id('storescu', 'tessera-nofsync', k);
       row(t, r(t, id('storescu', 'storescp', k)), r(t, id('storescu', 'orthanc', k)));
+      const rc = id('storescu', 'tessera-receive', k);
       row(tn, r(tn, id('storescu', 'storescp', k)), r(tn, id('storescu', 'orthanc', k)));
+      row(rc, r(rc, id('storescu', k > 1 ? 'storescp-fork' : 'storescp', k)));
       row(id('storescu', 'storescp', k));
       if (k > 1) row(id('storescu', 'storescp-fork', k), r(tn, id('storescu', 'storescp-fork', k)));
       row(id('storescu', 'orthanc', k));

@@ -7,6 +7,7 @@ import { dumpPart10 } from './dump.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerNetworkCommands } from './net.ts';
 import { registerQrCommands } from './qr.ts';
+import { registerReceive } from './receive.ts';
 import { registerServe } from './serve.ts';
 import { registerWebCommands } from './web.ts';
 
@@ -89,6 +90,7 @@ program
   });
 
 registerNetworkCommands(program, fail);
+registerReceive(program, fail);
 registerQrCommands(program, fail);
 registerMigrate(program, fail);
 registerServe(program, fail);
