@@ -247,6 +247,48 @@ describe('disk full', () => {
   const errno = (code: string) =>
     Object.assign(new Error(`${code}: simulated`), { code, errno: -28, syscall: 'write' });
 
+  test('small chunks are held for the next write: a header goes with the data, a small blob in one writev', async () => {
+    const store = freshStore();
+    const original = fs.writev;
+    const calls: number[] = [];
+    const writev = mock.method(fs, 'writev', (...args: Parameters<typeof fs.writev>) => {
+      calls.push((args[1] as Buffer[]).length);
+      return (original as (...a: unknown[]) => void)(...args);
+    });
+    try {
+      // A 300-byte header, then 200 KiB of data, then a 10-byte tail, written before the first write
+      // started: one writev of the three, not three writes.
+      const header = randomBytes(300);
+      const headerAsWritten = Buffer.from(header);
+      const data = randomBytes(200 * 1024);
+      const tail = randomBytes(10);
+      const w = await store.create();
+      const queued = [w.write(header), w.write(data), w.write(tail)];
+      // The caller may reuse a chunk once its promise resolved: a held chunk was copied.
+      await queued[0];
+      header.fill(0xee);
+      await Promise.all(queued);
+      await w.commit(blobKeyFor('1.3.9'));
+      assert.deepEqual(calls, [3]);
+      const stored = await collect(store.read(blobKeyFor('1.3.9')));
+      assert.equal(stored.length, 300 + 200 * 1024 + 10);
+      assert.ok(stored.subarray(0, 300).equals(headerAsWritten), 'the header as it was when written');
+      assert.ok(stored.subarray(300, 300 + data.length).equals(data));
+      assert.ok(stored.subarray(300 + data.length).equals(tail));
+      // An 8 KiB instance (header + data set): nothing written before the commit, then one writev.
+      calls.length = 0;
+      const small = await store.create();
+      await small.write(randomBytes(300));
+      await small.write(randomBytes(8 * 1024));
+      assert.deepEqual(calls, []);
+      await small.commit(blobKeyFor('1.3.10'));
+      assert.deepEqual(calls, [2]);
+      assert.equal(await store.size(blobKeyFor('1.3.10')), 300 + 8 * 1024);
+    } finally {
+      writev.mock.restore();
+    }
+  });
+
   test('ENOSPC from a (stubbed) fs.writev: ERR_ARCHIVE_DISK_FULL, nothing left behind', async () => {
     const store = freshStore();
     const writev = mock.method(fs, 'writev', (...args: unknown[]) => {

@@ -17,6 +17,13 @@ import type { BlobStore, BlobWriter, ByteRange } from './ports.ts';
 
 /** Most chunks one `writev` takes (Linux's IOV_MAX is 1024). */
 const MAX_IOVECS = 512;
+/**
+ * Chunks below this size are copied and held for the next write instead of being written alone: the
+ * Part 10 header written before an instance's first data set chunk then goes to disk with it, and a
+ * small instance in one `writev` at commit. Each write is a trip to the thread pool (a wake-up of one
+ * of its threads), which costs more than copying a few KiB.
+ */
+const HOLD_BELOW_BYTES = 16 * 1024;
 
 /**
  * A key is 1 to 8 `/`-separated segments of lower-case letters, digits, `_`, `-` and `.`, none
@@ -133,6 +140,8 @@ class FsBlobWriter implements BlobWriter {
   #size = 0;
   /** Serializes file writes; a rejection sticks (every later write and commit rejects). */
   #queue: Promise<void> = Promise.resolve();
+  /** The error of the write that failed, for chunks held rather than queued. */
+  #failed: DicomError | undefined;
   #state: 'open' | 'committing' | 'committed' | 'aborted' = 'open';
   /** The close that follows a rename (not awaited by commit). */
   #closing: Promise<void> | undefined;
@@ -164,8 +173,10 @@ class FsBlobWriter implements BlobWriter {
 
   /**
    * Chunks are kept by reference until written (the port lets the caller reuse a chunk only once its
-   * promise resolved), never copied: while one write is on its way to the disk the chunks that
-   * arrive meanwhile gather, and the next write takes them all with one `writev`.
+   * promise resolved), not copied: while one write is on its way to the disk the chunks that arrive
+   * meanwhile gather, and the next write takes them all with one `writev`. A chunk below
+   * HOLD_BELOW_BYTES is the exception: it is copied and waits for the next chunk or the commit (its
+   * promise resolves at once; a failure to write it is reported by a later write or the commit).
    */
   write(chunk: Buffer): Promise<void> {
     if (this.#state !== 'open') {
@@ -173,8 +184,18 @@ class FsBlobWriter implements BlobWriter {
     }
     if (chunk.length === 0) return this.#queue;
     this.#size += chunk.length;
+    if (chunk.length < HOLD_BELOW_BYTES && !this.#scheduled) {
+      if (this.#failed !== undefined) return Promise.reject(this.#failed);
+      this.#pending.push(Buffer.from(chunk));
+      return Promise.resolve();
+    }
     this.#pending.push(chunk);
-    if (!this.#scheduled) {
+    return this.#flush();
+  }
+
+  /** Schedules the write of every pending chunk (after the write in flight); the queue's promise. */
+  #flush(): Promise<void> {
+    if (!this.#scheduled && this.#pending.length > 0) {
       this.#scheduled = true;
       this.#queue = this.#queue.then(() => {
         this.#scheduled = false;
@@ -193,7 +214,7 @@ class FsBlobWriter implements BlobWriter {
     this.#state = 'committing';
     try {
       assertBlobKey(key);
-      await this.#queue;
+      await this.#flush();
       if (this.#store.fsync) await fsFsync(this.#fd);
       const target = join(this.#store.blobsDir, key);
       const dir = dirname(target);
@@ -258,7 +279,8 @@ class FsBlobWriter implements BlobWriter {
         }
       }
     } catch (err) {
-      throw mapFsError(err, 'write', this.tempPath);
+      this.#failed = mapFsError(err, 'write', this.tempPath);
+      throw this.#failed;
     }
   }
 }
