@@ -116,7 +116,7 @@ type Role = 'requestor' | 'acceptor';
 
 /** What the association tells its user: P-DATA as it arrives, the peer's release request, the end. */
 export interface AssociationUser {
-  /** PDVs of one P-DATA-TF, in order; slices of the received PDU. */
+  /** PDVs of one P-DATA-TF, in order: slices of the received bytes, a PDV split where they were (PduReader splitPData). */
   onPData(pdvs: readonly Pdv[]): void;
   /** The peer asked to release; resolve when ready to answer (e.g. in-flight operations done). */
   onReleaseRequested?(): Promise<void>;
@@ -167,11 +167,14 @@ export class Association {
     // Length Sub-Item limits P-DATA-TF PDUs only (PS3.8 D.1): an A-ASSOCIATE-RQ/AC (up to 128 presentation
     // contexts, role items, a user identity of up to 2 x 64 KiB) may be larger, hence the floor; a
     // P-DATA-TF between our maximum and the floor is refused in onPdu.
+    // P-DATA is not reassembled into one buffer per PDU: data set bytes go on as slices of the chunks
+    // the socket delivered (a PDU of our 116 KiB maximum spans two or three 64 KiB reads).
     this.reader = new PduReader({
       maxPduLength:
         options.maxPduLength === 0
           ? 64 * 1024 * 1024
           : Math.max(options.maxPduLength + 1024, ASSOCIATE_PDU_LIMIT),
+      splitPData: true,
     });
     this.closedPromise = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -412,8 +415,7 @@ export class Association {
 
   private onPdu(pdu: Pdu): void {
     if (pdu.type === 'P-DATA-TF' && this.maxPDataLength !== 0) {
-      let length = 0;
-      for (const pdv of pdu.pdvs) length += 6 + pdv.data.length;
+      const length = this.reader.lastPduLength;
       if (length > this.maxPDataLength)
         throw new ProtocolError(
           'ERR_UL_PDU_TOO_LARGE',

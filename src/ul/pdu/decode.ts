@@ -161,20 +161,30 @@ function decodeAbort(b: Buffer): AAbort {
 // ---------------------------------------------------------------------------------------------------
 // P-DATA-TF
 
+/**
+ * Checks the PDV item at `at` of `b` (its first 4 bytes at least, when `room` allows) against the
+ * `room` bytes left in its P-DATA-TF, `offset` being its place in the PDU (for the message); returns
+ * its item length. PS3.8 Table 9-23: the item length counts the context ID and the PDV, its message
+ * control header included, so it is at least 2.
+ */
+export function checkPdvItem(b: Buffer, at: number, room: number, offset = at): number {
+  if (room < 4) throw malformed('a PDV item header is cut short', offset);
+  const length = b.readUInt32BE(at);
+  if (length < 2)
+    throw malformed(
+      `PDV item length ${length} leaves no room for the context ID and message control header`,
+      offset,
+    );
+  if (length > room - 4)
+    throw malformed(`PDV item of ${length} bytes runs past the end of the P-DATA-TF`, offset);
+  return length;
+}
+
 function decodePData(b: Buffer): PDataTf {
   const pdvs: Pdv[] = [];
   let pos = PDU_HEADER_LENGTH;
   while (pos < b.length) {
-    if (b.length - pos < 4) throw malformed('a PDV item header is cut short', pos);
-    const length = b.readUInt32BE(pos);
-    // PS3.8 Table 9-23: the item length counts the context ID and the PDV (its message control header included).
-    if (length < 2)
-      throw malformed(
-        `PDV item length ${length} leaves no room for the context ID and message control header`,
-        pos,
-      );
-    if (length > b.length - pos - 4)
-      throw malformed(`PDV item of ${length} bytes runs past the end of the P-DATA-TF`, pos);
+    const length = checkPdvItem(b, pos, b.length - pos);
     const control = b[pos + 5]!;
     pdvs.push({
       contextId: b[pos + 4]!,

@@ -887,6 +887,77 @@ test('PduReader: a PDU whole in one chunk is not copied; P-DATA fragments are sl
   assert.equal(reader.buffered, 0);
 });
 
+/**
+ * What a stream of PDUs says: each PDU but P-DATA-TF as it is, and the fragments PDVs make up (context,
+ * kind and concatenated data, up to each last-fragment bit) in their place.
+ */
+function messages(pdus: readonly Pdu[]): (Pdu | string)[] {
+  const out: (Pdu | string)[] = [];
+  let open = '';
+  for (const pdu of pdus) {
+    if (pdu.type !== 'P-DATA-TF') {
+      out.push(pdu);
+      continue;
+    }
+    for (const pdv of pdu.pdvs) {
+      const kind = `${pdv.contextId}/${pdv.command ? 'command' : 'data'}:`;
+      // A fragment goes on the one open of the same context and kind.
+      if (!open.startsWith(kind)) {
+        if (open) out.push(open);
+        open = kind;
+      }
+      open += pdv.data.toString('hex');
+      if (pdv.last) {
+        out.push(open);
+        open = '';
+      }
+    }
+  }
+  if (open) out.push(open);
+  return out;
+}
+
+test('property: PduReader splitPData, any chunking: the same messages, P-DATA bytes never copied', () => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 40 }), (sizes) => {
+      const stream = Buffer.concat(STREAM);
+      const chunks: Buffer[] = [];
+      for (let at = 0, i = 0; at < stream.length; i++) {
+        const n = sizes[i % sizes.length]!;
+        // Each chunk in a memory of its own (Buffer.alloc never uses the shared pool), so that a copy
+        // would show as a foreign buffer.
+        const chunk = Buffer.alloc(Math.min(n, stream.length - at));
+        stream.copy(chunk, 0, at, at + chunk.length);
+        chunks.push(chunk);
+        at += n;
+      }
+      const reader = new PduReader({ maxPduLength: 65536, splitPData: true });
+      const pdus = readAll(reader, chunks);
+      assert.deepEqual(messages(pdus), messages(STREAM_PDUS));
+      const buffers = new Set(chunks.map((c) => c.buffer));
+      for (const pdu of pdus)
+        if (pdu.type === 'P-DATA-TF')
+          for (const pdv of pdu.pdvs)
+            if (pdv.data.length > 0) assert.ok(buffers.has(pdv.data.buffer as ArrayBuffer));
+      assert.equal(reader.buffered, 0);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('PduReader splitPData: a malformed PDV item spanning chunks drops that PDU only; lastPduLength', () => {
+  const reader = new PduReader({ maxPduLength: 65536, splitPData: true });
+  // A P-DATA-TF of 10 bytes whose PDV item claims 100, then an A-RELEASE-RP; pushed in 3-byte chunks.
+  const bad = Buffer.from([0x04, 0, 0, 0, 0, 10, 0, 0, 0, 100, 1, 3, 9, 9, 9, 9]);
+  const stream = Buffer.concat([bad, loadHex('a-release-rp.hex')]);
+  for (let at = 0; at < stream.length; at += 3) reader.push(Buffer.from(stream.subarray(at, at + 3)));
+  assert.throws(() => reader.next(), { code: 'ERR_UL_PDU_MALFORMED' });
+  assert.equal(reader.lastPduLength, 10);
+  assert.deepEqual(reader.next(), { type: 'A-RELEASE-RP' });
+  assert.equal(reader.lastPduLength, 4);
+  assert.equal(reader.next(), undefined);
+});
+
 test('PduReader: every truncated stream asks for more bytes, never throws', () => {
   for (let cut = 0; cut < STREAM_BYTES.length; cut += 7) {
     const reader = new PduReader({ maxPduLength: 65536 });

@@ -1,7 +1,7 @@
 import { DicomError } from '../../core/index.ts';
-import { checkPduHeader, decodePdu, PDU_HEADER_LENGTH } from './decode.ts';
+import { checkPduHeader, checkPdvItem, decodePdu, PDU_HEADER_LENGTH } from './decode.ts';
 import { ProtocolError } from './errors.ts';
-import type { Pdu, PduType } from './types.ts';
+import type { PDataTf, Pdu, PduType, Pdv } from './types.ts';
 
 export interface PduReaderOptions {
   /**
@@ -11,6 +11,14 @@ export interface PduReaderOptions {
    * the A-ASSOCIATE PDUs, which that limit does not cover.
    */
   readonly maxPduLength: number;
+  /**
+   * A P-DATA-TF that spans pushed chunks is not copied into one buffer: a PDV whose data lies in
+   * several chunks comes as consecutive PDVs of the same presentation context and kind, one per chunk,
+   * the last-fragment bit on the final one only. The message they make up is the same (PS3.8 Annex
+   * E.2 fragments are concatenated), and the data set bytes of a C-STORE are never copied on their
+   * way from the socket. Off by default: then the PDUs are the same whatever the chunking.
+   */
+  readonly splitPData?: boolean;
 }
 
 /**
@@ -23,6 +31,9 @@ export interface PduReaderOptions {
  */
 export class PduReader {
   private readonly maxPduLength: number;
+  private readonly splitPData: boolean;
+  /** The PDU-length (after the 6-byte header) of the PDU `next()` returned last. */
+  lastPduLength = 0;
   private chunks: Buffer[] = [];
   /** Index of the first chunk still held, and the offset of the first unread byte in it. */
   private head = 0;
@@ -38,6 +49,7 @@ export class PduReader {
       throw new DicomError('ERR_UL_PDU_READER_OPTIONS', `maxPduLength ${max} is not an integer 4-4294967295`);
     }
     this.maxPduLength = max;
+    this.splitPData = options.splitPData === true;
   }
 
   /** Bytes held: the PDU being read and anything after it. */
@@ -66,10 +78,62 @@ export class PduReader {
       }
     }
     if (this.total < this.pending.size) return undefined;
-    const bytes = this.take(this.pending.size);
+    const { name, size } = this.pending;
     this.pending = undefined;
+    this.lastPduLength = size - PDU_HEADER_LENGTH;
     // The framing is intact whatever the body holds, so a decode error does not fail the reader.
-    return decodePdu(bytes);
+    if (name === 'P-DATA-TF' && this.splitPData && this.chunks[this.head]!.length - this.offset < size)
+      return this.takePData(size);
+    return decodePdu(this.take(size));
+  }
+
+  /**
+   * Consumes a P-DATA-TF of `size` bytes that spans chunks, its PDVs' data as slices of the chunks (see
+   * `splitPData`). A malformed PDV item drops the rest of the PDU, so the next one is still read.
+   */
+  private takePData(size: number): PDataTf {
+    this.skip(PDU_HEADER_LENGTH);
+    let left = size - PDU_HEADER_LENGTH;
+    const pdvs: Pdv[] = [];
+    try {
+      while (left > 0) {
+        const length = checkPdvItem(this.peek(Math.min(left, 4)), 0, left, size - left);
+        const head = this.take(6);
+        left -= 6;
+        const contextId = head[4]!;
+        // PS3.8 E.2: bit 0 command/data set, bit 1 last fragment; bits 2-7 are 0 and not tested.
+        const command = (head[5]! & 1) !== 0;
+        const last = (head[5]! & 2) !== 0;
+        let data = length - 2;
+        if (data === 0) pdvs.push({ contextId, command, last, data: EMPTY });
+        while (data > 0) {
+          const piece = this.takeSome(data);
+          data -= piece.length;
+          left -= piece.length;
+          pdvs.push({ contextId, command, last: last && data === 0, data: piece });
+        }
+      }
+    } catch (err) {
+      this.skip(left);
+      throw err;
+    }
+    return { type: 'P-DATA-TF', pdvs };
+  }
+
+  /** Consumes up to `max` bytes from the first chunk held (at least one byte, never a copy). */
+  private takeSome(max: number): Buffer {
+    const first = this.chunks[this.head]!;
+    const n = Math.min(max, first.length - this.offset);
+    const out = first.subarray(this.offset, this.offset + n);
+    this.offset += n;
+    this.total -= n;
+    if (this.offset === first.length) this.dropHead();
+    return out;
+  }
+
+  /** Consumes `n` buffered bytes (n <= total) without reading them. */
+  private skip(n: number): void {
+    for (let left = n; left > 0; ) left -= this.takeSome(left).length;
   }
 
   /** The first `n` buffered bytes (n <= total), without consuming them. */
