@@ -316,6 +316,30 @@ describe('disk full', () => {
     assert.equal(await store.exists(blobKeyFor('1.3.1')), false);
   });
 
+  test('inlineWrites (no fsync): blocking writes on this thread, same bytes; never with fsync', async () => {
+    const inline = new FsBlobStore(join(root, `store-${++n}`), { fsync: false, inlineWrites: true });
+    assert.equal(inline.inlineWrites, true);
+    assert.equal(new FsBlobStore(join(root, `store-${++n}`), { inlineWrites: true }).inlineWrites, false);
+    const writev = mock.method(fs, 'writev');
+    const writevSync = mock.method(fs, 'writevSync');
+    try {
+      const data = randomBytes(300 * 1024);
+      const w = await inline.create();
+      await Promise.all([
+        w.write(data.subarray(0, 100)),
+        w.write(data.subarray(100, 200_000)),
+        w.write(data.subarray(200_000)),
+      ]);
+      await w.commit(blobKeyFor('1.3.11'));
+      assert.equal(writev.mock.callCount(), 0);
+      assert.ok(writevSync.mock.callCount() >= 1);
+      assert.ok((await collect(inline.read(blobKeyFor('1.3.11')))).equals(data));
+    } finally {
+      writev.mock.restore();
+      writevSync.mock.restore();
+    }
+  });
+
   test('without fsync a folder of its own publishes with an inline rename; a shared one does not', async () => {
     const store = new FsBlobStore(join(root, `store-${++n}`), { fsync: false });
     assert.equal(store.inlineRename, true);

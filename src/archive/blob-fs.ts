@@ -272,7 +272,9 @@ class FsBlobWriter implements BlobWriter {
         let batch = parts.slice(i, i + MAX_IOVECS);
         let left = batch.reduce((n, b) => n + b.length, 0);
         while (left > 0) {
-          const bytesWritten = await fsWritev(this.#fd, batch, this.#written);
+          const bytesWritten = this.#store.inlineWrites
+            ? fs.writevSync(this.#fd, batch, this.#written)
+            : await fsWritev(this.#fd, batch, this.#written);
           this.#written += bytesWritten;
           left -= bytesWritten;
           if (left > 0) batch = rest(batch, bytesWritten);
@@ -332,12 +334,21 @@ export class FsBlobStore implements BlobStore {
       readonly folders?: { readonly blobs: string; readonly tmp: string };
       /** What temp file names start with (default nothing). */
       readonly tempPrefix?: string;
+      /**
+       * Write with blocking calls, on the calling thread (only without fsync, on a folder of this
+       * process): no trip to the thread pool and back per write, at the price of the event loop
+       * waiting while the OS copies the bytes into its cache. For a process that does nothing else
+       * while it receives (`tessera receive`: ~10% more instances/s measured), not for the archive
+       * server, whose event loop also serves queries and DICOMweb.
+       */
+      readonly inlineWrites?: boolean;
     } = {},
   ) {
     this.fsync = options.fsync !== false;
     this.tempGraceMs = options.tempGraceMs ?? 0;
     this.localFolder = this.tempGraceMs === 0;
     this.inlineRename = !this.fsync && this.localFolder;
+    this.inlineWrites = this.inlineRename && options.inlineWrites === true;
     this.root = root;
     this.blobsDir = options.folders?.blobs ?? join(root, 'blobs');
     this.tmpDir = options.folders?.tmp ?? join(root, 'tmp');
@@ -350,6 +361,8 @@ export class FsBlobStore implements BlobStore {
    * its own (not shared) a rename is tens of microseconds, less than a trip to the thread pool.
    */
   readonly inlineRename: boolean;
+  /** Writes are blocking calls on the calling thread (see the constructor's `inlineWrites`). */
+  readonly inlineWrites: boolean;
   /**
    * The folder is this process's own (not shared by nodes): reads open, stat and close its files
    * inline, tens of microseconds each on a local disk, less than a trip to the thread pool.

@@ -13,7 +13,8 @@ export const INCOMING_PREFIX = '.incoming-';
  * A C-STORE handler that writes each instance as a Part 10 file `<SOP Instance UID>.dcm` in a folder,
  * as DCMTK's storescp does: File Meta generated from the command, then the data set bytes exactly as
  * received. The file is written through the archive's folder blob store: under a hidden temporary name
- * `.incoming-*` (one `writev` at a time per file, taking every chunk that arrived meanwhile),
+ * `.incoming-*` (one `writev` at a time per file, taking every chunk that arrived meanwhile; blocking
+ * calls on this thread when there is no fsync),
  * fsynced with its folder (unless `fsync: false`, as storescp) and renamed, so a half-received
  * instance (an aborted association) never appears. The name is the validated SOP Instance UID, never
  * a raw client string. Temps are not swept at start (several receivers may share a folder): a
@@ -27,6 +28,8 @@ export function folderStore(
     fsync: options.fsync !== false,
     folders: { blobs: dir, tmp: dir },
     tempPrefix: INCOMING_PREFIX,
+    // Without fsync (storescp's durability), a receiver writes on its own thread: fewer wake-ups.
+    inlineWrites: options.fsync === false,
   });
   return async ({ command, context, association, dataset }) => {
     const sopInstanceUid = command.affectedSopInstanceUid ?? '';
