@@ -227,12 +227,21 @@ async function storeShare(items: readonly StoreItem[], options: StoreOptions): P
       const current = item;
       const ready = loading!;
       item = queue.shift();
-      loading = item ? load(dimse, item) : undefined;
-      // A rejected prefetch is handled when its turn comes, not as an unhandled rejection now.
-      loading?.catch(() => undefined);
+      const next = item;
+      let prefetching = false;
+      const prefetch = (): void => {
+        if (prefetching) return;
+        prefetching = true;
+        loading = next ? load(dimse, next) : undefined;
+        // A rejected prefetch is handled when its turn comes, not as an unhandled rejection now.
+        loading?.catch(() => undefined);
+      };
       try {
         const { context, data } = await ready;
-        const rsp = await dimse.store(context, current, data);
+        // The current instance goes out first; the next one's read starts once it is on its way.
+        const stored = dimse.store(context, current, data);
+        prefetch();
+        const rsp = await stored;
         options.onBytes?.(current.datasetLength);
         record({
           item: current,
@@ -243,6 +252,7 @@ async function storeShare(items: readonly StoreItem[], options: StoreOptions): P
               : undefined,
         });
       } catch (err) {
+        prefetch();
         record({ item: current, status: undefined, error: (err as Error).message });
         if (!association.established) {
           if (item) queue.unshift(item);
