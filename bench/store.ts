@@ -848,7 +848,7 @@ interface Config {
 const SCP_LABEL: Record<ScpKind, string> = {
   tessera: 'tessera serve',
   'tessera-nofsync': 'tessera serve --no-fsync',
-  'tessera-receive': 'tessera receive --no-fsync',
+  'tessera-receive': 'tessera receive --no-fsync [--workers P]',
   storescp: 'storescp',
   'storescp-fork': 'storescp --fork',
   orthanc: 'Orthanc',
@@ -955,7 +955,13 @@ function orthancConfig(dir: string, port: number, httpPort: number): string {
   });
 }
 
-function startServer(kind: ScpKind, dir: string, port: number, httpPort: number | undefined): Proc {
+function startServer(
+  kind: ScpKind,
+  dir: string,
+  port: number,
+  httpPort: number | undefined,
+  associations: number,
+): Proc {
   if (isTessera(kind)) {
     return launch(
       process.execPath,
@@ -978,7 +984,19 @@ function startServer(kind: ScpKind, dir: string, port: number, httpPort: number 
   if (kind === 'tessera-receive') {
     return launch(
       process.execPath,
-      [TESSERA_MAIN, 'receive', '--out', dir, '--host', HOST, '--any-called-ae', '--no-fsync', String(port)],
+      [
+        TESSERA_MAIN,
+        'receive',
+        '--out',
+        dir,
+        '--host',
+        HOST,
+        '--any-called-ae',
+        '--no-fsync',
+        // With P associations, P processes (as storescp --fork, its peer there, has one per association).
+        ...(associations > 1 ? ['--workers', String(associations)] : []),
+        String(port),
+      ],
       { group: true },
     );
   }
@@ -1106,7 +1124,7 @@ async function runOnce(
   let server: Proc | undefined;
   try {
     try {
-      server = startServer(c.scp, dir, port, httpPort);
+      server = startServer(c.scp, dir, port, httpPort, c.associations);
       await waitForPort(port, server, SCP_LABEL[c.scp]);
       if (c.scp === 'orthanc') await waitForOrthancHttp(HOST, httpPort!, server, SERVER_READY_MS);
       if (isTessera(c.scp)) serverStartRssKiB = procStatusKiB(server.pid, 'VmRSS');
@@ -1144,8 +1162,9 @@ async function runOnce(
         const m = / in ([\d.]+) s:/.exec(scus[0]!.output());
         scuSelfReportedS = m ? Number(m[1]) : undefined;
       }
-      // Server statistics before it is stopped (storescp --fork: its children did the work; not counted).
-      if (c.scp !== 'storescp-fork') {
+      // Server statistics before it is stopped (storescp --fork and tessera receive --workers: their
+      // children did the work; not counted).
+      if (c.scp !== 'storescp-fork' && !(c.scp === 'tessera-receive' && c.associations > 1)) {
         serverPeakRssKiB = procStatusKiB(server.pid, 'VmHWM');
         const cpu1 = procCpu(server.pid);
         if (serverCpu0 && cpu1)
@@ -1633,7 +1652,7 @@ async function main(): Promise<void> {
   }
   table.push(
     'ratios: throughput a / b = median time b / median time a, then per round; srv RSS = worst peak RSS (VmHWM) of the ' +
-      'SCP process; srv CPU / SCU CPU = median CPU seconds per run (storescp --fork: the work is in its children, not shown)',
+      'SCP process; srv CPU / SCU CPU = median CPU seconds per run (storescp --fork, tessera receive --workers: the work is in their children, not shown)',
   );
   const tesseraRuns = [...warmUps, ...[...byConfig.values()].flat()].filter((x) =>
     isTessera(cfgOf(x.config).scp),

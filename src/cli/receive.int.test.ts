@@ -153,10 +153,11 @@ describe('tessera receive (like storescp)', () => {
     await assertReceived(r.dir, SOURCES, false);
   });
 
-  test('tessera store --parallel 2 to tessera receive --no-fsync: every file written as sent', {
+  test('tessera store --parallel 3 to tessera receive --no-fsync --workers 2: every file written as sent', {
     timeout: 120_000,
   }, async () => {
-    const r = await receiver(['--no-fsync']);
+    const r = await receiver(['--no-fsync', '--workers', '2']);
+    assert.match(r.child.output(), /2 worker processes/);
     const sent = await run(
       process.execPath,
       [
@@ -167,7 +168,7 @@ describe('tessera receive (like storescp)', () => {
         '--aec',
         AE,
         '--parallel',
-        '2',
+        '3',
         '127.0.0.1',
         String(r.port),
         ...SOURCES,
@@ -176,7 +177,9 @@ describe('tessera receive (like storescp)', () => {
     );
     assert.equal(sent.code, 0, `tessera store failed: ${sent.stdout}${sent.stderr}`);
     assert.match(sent.stdout, new RegExp(`${SOURCES.length} of ${SOURCES.length} sent`));
-    await stop(r);
+    // The primary adds up what its workers wrote.
+    const summary = await stop(r);
+    assert.match(summary, new RegExp(`${SOURCES.length} instance\\(s\\) written, 0 refused or failed`));
     await assertReceived(r.dir, SOURCES, true);
   });
 

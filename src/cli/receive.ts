@@ -1,3 +1,4 @@
+import cluster, { type Address, type Worker } from 'node:cluster';
 import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
@@ -12,6 +13,7 @@ interface ReceiveOptions {
   maxPdu: string;
   fsync: boolean;
   acceptUnknownSopClasses?: boolean;
+  workers: string;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -65,53 +67,151 @@ export function registerReceive(program: Command, fail: (err: unknown) => never)
       'answer a stored instance once the OS has it, without waiting for the disk (as storescp; survives a crash of tessera, not a power loss)',
     )
     .option('--accept-unknown-sop-classes', 'also store SOP classes the UID registry does not know')
+    .option(
+      '--workers <n>',
+      'processes receiving at once on the one port, each association served by one of them (as storescp --fork; default 1)',
+      '1',
+    )
     .action(async (p: string, o: ReceiveOptions) => {
       try {
-        keepYoungGenerationSmall();
-        const { folderStore, startDimseServer } = await import('../server/index.ts');
-        const out = resolve(o.out);
-        const write = folderStore(out, { fsync: o.fsync });
-        let received = 0;
-        let failed = 0;
-        const store = async (rq: IncomingRequest): Promise<HandlerResult> => {
-          try {
-            const result = await write(rq);
-            received++;
-            return result;
-          } catch (err) {
-            failed++;
-            throw err;
-          }
-        };
-        const server = await startDimseServer({
-          host: o.host,
-          port: port(p),
-          aeTitle: o.aeTitle,
-          anyCalledAETitle: o.anyCalledAe === true,
-          ...(o.callingAe ? { callingAETitles: o.callingAe } : {}),
-          maxPduLength: Number(o.maxPdu),
-          fsync: o.fsync,
-          acceptUnknownSopClasses: o.acceptUnknownSopClasses === true,
-          store,
-        });
-        process.stdout.write(
-          `tessera receive: ${o.aeTitle} listening on ${o.host}:${server.port}, writing to ${out}${o.fsync ? '' : ' (no fsync)'}\n`,
-        );
-        let stopping = false;
-        const stop = (): void => {
-          if (stopping) process.exit(1);
-          stopping = true;
-          void server.close(10_000).then(() => {
-            process.stdout.write(
-              `tessera receive: ${received} instance(s) written, ${failed} refused or failed\n`,
-            );
-            process.exit(0);
-          });
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
+        const workers = Number(o.workers);
+        if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+          throw new Error(`--workers ${o.workers}: expected an integer from 1 to 64`);
+        if (workers > 1 && cluster.isPrimary) await superviseWorkers(workers, o);
+        else await receive(p, o);
       } catch (err) {
         fail(err);
       }
     });
+}
+
+/** What a receiver tells when it stops (a worker to its primary, over the IPC channel). */
+interface Counts {
+  readonly received: number;
+  readonly failed: number;
+}
+
+function summary(c: Counts): string {
+  return `tessera receive: ${c.received} instance(s) written, ${c.failed} refused or failed\n`;
+}
+
+/**
+ * One receiving process: the DIMSE server with the folder store. Alone, it prints where it listens and,
+ * on SIGINT/SIGTERM, lets associations in progress finish (up to 10 s), prints its summary and exits
+ * (a second signal exits at once, 1). As a worker of `--workers`, its primary does the talking: it
+ * reports where it listens through the cluster and its counts before it exits, and stops on the
+ * primary's "stop" message (a terminal's Ctrl-C, sent to the whole process group, is the primary's).
+ */
+async function receive(p: string, o: ReceiveOptions): Promise<void> {
+  keepYoungGenerationSmall();
+  const { folderStore, startDimseServer } = await import('../server/index.ts');
+  const out = resolve(o.out);
+  const write = folderStore(out, { fsync: o.fsync });
+  let received = 0;
+  let failed = 0;
+  const store = async (rq: IncomingRequest): Promise<HandlerResult> => {
+    try {
+      const result = await write(rq);
+      received++;
+      return result;
+    } catch (err) {
+      failed++;
+      throw err;
+    }
+  };
+  const server = await startDimseServer({
+    host: o.host,
+    port: port(p),
+    aeTitle: o.aeTitle,
+    anyCalledAETitle: o.anyCalledAe === true,
+    ...(o.callingAe ? { callingAETitles: o.callingAe } : {}),
+    maxPduLength: Number(o.maxPdu),
+    fsync: o.fsync,
+    acceptUnknownSopClasses: o.acceptUnknownSopClasses === true,
+    store,
+  });
+  const worker = cluster.isWorker;
+  if (!worker) process.stdout.write(listening(o, server.port));
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) {
+      // A second signal ends a lone receiver at once; a worker is told twice when the whole process
+      // group gets the signal its primary passes on.
+      if (!worker) process.exit(1);
+      return;
+    }
+    stopping = true;
+    void server.close(10_000).then(() => {
+      if (worker) process.send?.({ received, failed } satisfies Counts, () => process.exit(0));
+      else {
+        process.stdout.write(summary({ received, failed }));
+        process.exit(0);
+      }
+    });
+  };
+  if (worker) {
+    process.on('SIGINT', () => undefined);
+    process.on('message', (m) => {
+      if (m === 'stop') stop();
+    });
+  } else process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+function listening(o: ReceiveOptions, boundPort: number, workers = 1): string {
+  const out = resolve(o.out);
+  return `tessera receive: ${o.aeTitle} listening on ${o.host}:${boundPort}, writing to ${out}${o.fsync ? '' : ' (no fsync)'}${workers > 1 ? `, ${workers} worker processes` : ''}\n`;
+}
+
+/**
+ * `--workers N`: N processes (node:cluster) listen on the one port; the primary hands each new
+ * connection to one of them in turn, so associations are received in parallel on several cores, as
+ * storescp --fork does with a process per association. The primary only supervises: it prints where
+ * they listen, replaces a worker that dies, and on SIGINT/SIGTERM has them stop and adds up their counts.
+ */
+async function superviseWorkers(n: number, o: ReceiveOptions): Promise<void> {
+  const totals = { received: 0, failed: 0 };
+  let stopping = false;
+  const fork = (): Worker => {
+    const w = cluster.fork();
+    w.on('message', (m: Counts) => {
+      totals.received += m.received;
+      totals.failed += m.failed;
+    });
+    w.on('exit', (code, signal) => {
+      if (stopping) return;
+      process.stderr.write(
+        `tessera receive: worker ${w.process.pid} ended (${signal ?? code}); starting another\n`,
+      );
+      fork();
+    });
+    return w;
+  };
+  const started = Array.from({ length: n }, fork);
+  // Every worker listens on the same port (with port 0, the first one's: the cluster shares it).
+  const ports = await Promise.all(
+    started.map(
+      (w) => new Promise<number>((ok) => w.once('listening', (address: Address) => ok(address.port))),
+    ),
+  );
+  process.stdout.write(listening(o, ports[0]!, n));
+  const stop = (): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    void Promise.all(
+      alive.map(
+        (w) =>
+          new Promise<void>((done) => {
+            w.once('exit', () => done());
+            w.send('stop');
+          }),
+      ),
+    ).then(() => {
+      process.stdout.write(summary(totals));
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
