@@ -1,6 +1,5 @@
 import cluster, { type Address, type Worker } from 'node:cluster';
 import { resolve } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import type { HandlerResult, IncomingRequest } from '../dimse/index.ts';
 
@@ -24,20 +23,6 @@ function port(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`"${text}" is not a TCP port`);
   return n;
-}
-
-/**
- * Keeps V8's young generation at its initial size. A process that only moves received bytes to disk
- * allocates little on the JavaScript heap and much outside it (socket chunks, PDUs): the young
- * generation then grows to its maximum, collections of it become rare, and the outside memory is
- * reclaimed by full collections instead, one every ~25 instances of 0.5 MiB. Measured with storescu
- * sending 1000 such instances to a receiver that discards them: 46-86 full collections and 1.9-2.4 s
- * of CPU, against none and 1.0 s with the young generation kept small. The archive (`serve`), whose
- * heap is larger, showed no difference, so it is left alone. The flag is read whenever the young
- * generation would grow, so setting it after start-up takes effect.
- */
-function keepYoungGenerationSmall(): void {
-  setFlagsFromString('--semi-space-growth-factor=1');
 }
 
 /**
@@ -103,7 +88,6 @@ function summary(c: Counts): string {
  * primary's "stop" message (a terminal's Ctrl-C, sent to the whole process group, is the primary's).
  */
 async function receive(p: string, o: ReceiveOptions): Promise<void> {
-  keepYoungGenerationSmall();
   const { folderStore, startDimseServer } = await import('../server/index.ts');
   const out = resolve(o.out);
   const write = folderStore(out, { fsync: o.fsync });
