@@ -28,7 +28,7 @@
  *     --fork` (so the SCP does not serialize them) and also to the single-process storescp.
  *
  * A run = a fresh server on a free port with a fresh receive folder, sent (untimed) a process warm-up of
- * 100 large / 500 small instances with UIDs of their own by one storescu (every SCP alike: a server runs
+ * 100 large / 500 small instances with UIDs of their own by one storescu (tessera receive --workers P: P storescu, one per worker) (every SCP alike: a server runs
  * for days, and its code and caches are warm by then; Tessera's JIT-compiled code is ~20-40% faster
  * than on its first instances), then the SCU(s) spawned, timed from the first spawn to the last exit,
  * then the received instances counted (warm-up included) (storescp: files; Tessera: blob files
@@ -739,6 +739,38 @@ function procCpu(pid: number | 'self'): { own: number; children: number } | unde
   }
 }
 
+/** The live child processes of `pid` (a cluster's workers), from /proc. */
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * CPU seconds used so far by a server: its own, its waited-for children's and, for `tessera receive`,
+ * whose work is in long-lived worker processes, those of its live children too.
+ */
+function serverCpuSeconds(kind: ScpKind, pid: number): number | undefined {
+  const own = procCpu(pid);
+  if (!own) return undefined;
+  let total = own.own + own.children;
+  if (kind === 'tessera-receive') for (const child of childPids(pid)) total += procCpu(child)?.own ?? 0;
+  return total;
+}
+
+/** A server's peak RSS: the process's, or for `tessera receive` the sum over it and its workers. */
+function serverPeakRss(kind: ScpKind, pid: number): number | undefined {
+  const own = procStatusKiB(pid, 'VmHWM');
+  if (own === undefined || kind !== 'tessera-receive') return own;
+  return childPids(pid).reduce((sum, child) => sum + (procStatusKiB(child, 'VmHWM') ?? 0), own);
+}
+
 /** Flushes the page cache to disk (untimed, between runs), so no run pays for another's writeback. */
 function syncDisk(): void {
   const t0 = performance.now();
@@ -1129,18 +1161,22 @@ async function runOnce(
       if (c.scp === 'orthanc') await waitForOrthancHttp(HOST, httpPort!, server, SERVER_READY_MS);
       if (isTessera(c.scp)) serverStartRssKiB = procStatusKiB(server.pid, 'VmRSS');
       if (warm.length) {
-        const [w] = startScus(
-          { ...c, scu: 'storescu', associations: 1 },
+        // tessera receive --workers P: one association per worker, so that each process is warmed up
+        // (the cluster hands the connections out in turn). Every other server: one association.
+        const warmers = startScus(
+          { ...c, scu: 'storescu', associations: c.scp === 'tessera-receive' ? c.associations : 1 },
           port,
           warm,
           Math.ceil(timeoutMs / 1000),
         );
-        const code = await withTimeout(w!.exited, timeoutMs);
-        if (code !== 0)
-          throw new Error(`process warm-up: storescu exited with ${code}: ${w!.output().slice(-2000)}`);
-        await withTimeout(w!.closed, 5000);
+        const codes = await withTimeout(Promise.all(warmers.map((w) => w.exited)), timeoutMs);
+        if (codes === 'timeout' || codes.some((code) => code !== 0))
+          throw new Error(
+            `process warm-up: storescu exited with ${codes}: ${warmers.map((w) => w.output().slice(-1000)).join('\n')}`,
+          );
+        await withTimeout(Promise.all(warmers.map((w) => w.closed)), 5000);
       }
-      const serverCpu0 = procCpu(server.pid);
+      const serverCpu0 = serverCpuSeconds(c.scp, server.pid);
       const self0 = procCpu('self');
       const t0 = performance.now();
       const scus = startScus(c, port, paths, Math.ceil(timeoutMs / 1000));
@@ -1162,13 +1198,12 @@ async function runOnce(
         const m = / in ([\d.]+) s:/.exec(scus[0]!.output());
         scuSelfReportedS = m ? Number(m[1]) : undefined;
       }
-      // Server statistics before it is stopped (storescp --fork and tessera receive --workers: their
-      // children did the work; not counted).
-      if (c.scp !== 'storescp-fork' && !(c.scp === 'tessera-receive' && c.associations > 1)) {
-        serverPeakRssKiB = procStatusKiB(server.pid, 'VmHWM');
-        const cpu1 = procCpu(server.pid);
-        if (serverCpu0 && cpu1)
-          serverCpuS = cpu1.own + cpu1.children - (serverCpu0.own + serverCpu0.children);
+      // Server statistics before it is stopped (storescp --fork: its short-lived children did the
+      // work; not counted. tessera receive: its workers' counted in).
+      if (c.scp !== 'storescp-fork') {
+        serverPeakRssKiB = serverPeakRss(c.scp, server.pid);
+        const cpu1 = serverCpuSeconds(c.scp, server.pid);
+        if (serverCpu0 !== undefined && cpu1 !== undefined) serverCpuS = cpu1 - serverCpu0;
       }
       if (c.scp === 'orthanc') {
         const n = (await orthancGet(HOST, httpPort!, '/statistics')).CountInstances;
@@ -1652,7 +1687,8 @@ async function main(): Promise<void> {
   }
   table.push(
     'ratios: throughput a / b = median time b / median time a, then per round; srv RSS = worst peak RSS (VmHWM) of the ' +
-      'SCP process; srv CPU / SCU CPU = median CPU seconds per run (storescp --fork, tessera receive --workers: the work is in their children, not shown)',
+      'SCP process (tessera receive: the sum over its processes); srv CPU / SCU CPU = median CPU seconds per run (tessera receive: ' +
+      'its workers included; storescp --fork: the work is in its short-lived children, not shown)',
   );
   const tesseraRuns = [...warmUps, ...[...byConfig.values()].flat()].filter((x) =>
     isTessera(cfgOf(x.config).scp),
