@@ -99,7 +99,7 @@ describe('tessera receive (like storescp)', () => {
   async function stop(r: Receiver): Promise<string> {
     r.child.process.kill('SIGTERM');
     const done = await Promise.race([r.child.done, sleep(15_000).then(() => undefined)]);
-    assert.ok(done, 'tessera receive did not stop on SIGTERM');
+    assert.ok(done, `tessera receive did not stop on SIGTERM:\n${r.child.output()}`);
     assert.equal(done.code, 0, `tessera receive exited with ${done.code}: ${done.stdout}${done.stderr}`);
     return done.stdout;
   }
@@ -181,6 +181,50 @@ describe('tessera receive (like storescp)', () => {
     const summary = await stop(r);
     assert.match(summary, new RegExp(`${SOURCES.length} instance\\(s\\) written, 0 refused or failed`));
     await assertReceived(r.dir, SOURCES, true);
+  });
+
+  test('a worker killed (SIGKILL) is replaced; receiving goes on; a folder that cannot be made: exit 1', {
+    timeout: 120_000,
+  }, async () => {
+    const r = await receiver(['--no-fsync', '--workers', '2']);
+    const pid = r.child.process.pid!;
+    const workers = async (): Promise<number[]> =>
+      (await readFile(`/proc/${pid}/task/${pid}/children`, 'latin1').catch(() => ''))
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number);
+    const before = await workers();
+    assert.equal(before.length, 2, `worker processes: ${before.join(' ')}`);
+    process.kill(before[0]!, 'SIGKILL');
+    const deadline = Date.now() + 20_000;
+    let after = before;
+    while (Date.now() < deadline) {
+      after = await workers();
+      if (after.length === 2 && !after.includes(before[0]!)) break;
+      await sleep(100);
+    }
+    assert.equal(after.length, 2, `no replacement worker: ${after.join(' ')}\n${r.child.output()}`);
+    assert.ok(!after.includes(before[0]!), 'the killed worker is still listed');
+    assert.match(r.child.output(), new RegExp(`worker ${before[0]} ended \\(SIGKILL\\); starting another`));
+    // Both workers take associations again: four in a row all succeed.
+    for (let i = 0; i < 4; i++) {
+      const sent = await run('storescu', ['-aec', AE, '127.0.0.1', String(r.port), SOURCES[0]!], {
+        timeoutMs: 30_000,
+      });
+      assert.equal(sent.code, 0, `storescu ${i + 1} after the kill: ${sent.stdout}${sent.stderr}`);
+    }
+    await stop(r);
+    assert.ok((await readdir(r.dir)).includes(`${(await describeFile(SOURCES[0]!)).sopInstanceUid}.dcm`));
+    // An --out that cannot be a folder: one error line, exit 1, nothing listening.
+    const bad = await run(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'receive', '--out', join(SOURCES[0]!, 'sub'), '0'],
+      { cwd: root, timeoutMs: 30_000 },
+    );
+    assert.equal(bad.code, 1, `exit ${bad.code}: ${bad.stdout}${bad.stderr}`);
+    assert.match(bad.stderr, /ENOTDIR/);
+    assert.doesNotMatch(bad.stdout, /listening/);
   });
 
   test('a called AE title other than --ae-title is rejected; a calling AE outside --calling-ae too', {

@@ -101,10 +101,25 @@ const RECEIVER_V8_FLAGS = ['--initial-heap-size=64'];
  * lets associations in progress finish (up to 10 s) and sends its counts before it exits.
  */
 async function receive(p: string, o: ReceiveOptions): Promise<void> {
-  const { folderStore, startDimseServer } = await import('../server/index.ts');
-  const write = folderStore(resolve(o.out), { fsync: o.fsync });
+  // Stop handling first: a worker told to stop while still starting (not listening yet) just ends.
+  let server: { close(graceMs?: number): Promise<void> } | undefined;
   let received = 0;
   let failed = 0;
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    void (server?.close(10_000) ?? Promise.resolve()).then(() =>
+      process.send?.({ received, failed } satisfies Counts, () => process.exit(0)),
+    );
+  };
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', stop);
+  process.on('message', (m) => {
+    if (m === 'stop') stop();
+  });
+  const { folderStore, startDimseServer } = await import('../server/index.ts');
+  const write = folderStore(resolve(o.out), { fsync: o.fsync });
   const store = async (rq: IncomingRequest): Promise<HandlerResult> => {
     try {
       const result = await write(rq);
@@ -115,7 +130,8 @@ async function receive(p: string, o: ReceiveOptions): Promise<void> {
       throw err;
     }
   };
-  const server = await startDimseServer({
+  if (stopping) return;
+  const started = await startDimseServer({
     host: o.host,
     port: port(p),
     aeTitle: o.aeTitle,
@@ -126,19 +142,9 @@ async function receive(p: string, o: ReceiveOptions): Promise<void> {
     acceptUnknownSopClasses: o.acceptUnknownSopClasses === true,
     store,
   });
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    void server
-      .close(10_000)
-      .then(() => process.send?.({ received, failed } satisfies Counts, () => process.exit(0)));
-  };
-  process.on('SIGINT', () => undefined);
-  process.on('SIGTERM', stop);
-  process.on('message', (m) => {
-    if (m === 'stop') stop();
-  });
+  server = started;
+  // Told to stop while the server was starting: it closes now (stop's promise saw no server).
+  if (stopping) void started.close(10_000);
 }
 
 /**
@@ -154,8 +160,10 @@ async function superviseWorkers(n: number, o: ReceiveOptions): Promise<void> {
   const totals = { received: 0, failed: 0 };
   let stopping = false;
   let ready = false;
+  const listening = new Set<Worker>();
   const fork = (): Worker => {
     const w = cluster.fork();
+    w.once('listening', () => listening.add(w));
     w.on('message', (m: Counts) => {
       totals.received += m.received;
       totals.failed += m.failed;
@@ -193,8 +201,11 @@ async function superviseWorkers(n: number, o: ReceiveOptions): Promise<void> {
           new Promise<void>((done) => {
             if (w.isDead()) return done();
             w.once('exit', () => done());
-            // A worker that got the signal too (the whole process group did) may be gone already.
-            if (w.isConnected()) w.send('stop', () => undefined);
+            // A worker still starting may not listen for messages yet: a signal reaches it anyway (and
+            // ends it at once if it has no handler yet). One that got the signal too (the whole process
+            // group did) may be gone already.
+            if (!listening.has(w)) w.process.kill('SIGTERM');
+            else if (w.isConnected()) w.send('stop', () => undefined);
           }),
       ),
     ).then(() => {
