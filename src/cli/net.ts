@@ -31,11 +31,19 @@ export function scuOptions(cmd: Command): Command {
     .option('--password <passcode>', 'user identity negotiation: passcode (with --user)');
 }
 
-function port(text: string): number {
+/** A TCP port from the command line; `listen`: 0 too (a free port, for a server to report). */
+export function port(text: string, options: { listen?: boolean } = {}): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`"${text}" is not a TCP port`);
+  const min = options.listen ? 0 : 1;
+  if (!Number.isInteger(n) || n < min || n > 65535) throw new Error(`"${text}" is not a TCP port`);
   return n;
 }
+
+/** Commander's reducer for a repeatable option: every value, in order. */
+export const collect = (value: string, previous: string[] | undefined): string[] => [
+  ...(previous ?? []),
+  value,
+];
 
 export function common(host: string, p: string, o: ScuOptions) {
   return {

@@ -24,7 +24,7 @@ import {
   type SubOperations,
   statusCategory,
 } from '../dimse/index.ts';
-import { common, type ScuOptions, scuOptions } from './net.ts';
+import { collect, common, type ScuOptions, scuOptions } from './net.ts';
 
 const MODELS: Record<string, QueryRetrieveModel> = {
   study: 'STUDY_ROOT',
@@ -120,8 +120,6 @@ function levelOption(text: string): Level {
     throw new Error(`--level ${text}: expected PATIENT, STUDY, SERIES or IMAGE`);
   return level as Level;
 }
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 interface QrOptions extends ScuOptions {
   level: string;

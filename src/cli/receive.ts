@@ -4,6 +4,7 @@ import { access, mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { HandlerResult, IncomingRequest } from '../dimse/index.ts';
+import { collect, port } from './net.ts';
 
 interface ReceiveOptions {
   out: string;
@@ -15,16 +16,6 @@ interface ReceiveOptions {
   fsync: boolean;
   acceptUnknownSopClasses?: boolean;
   workers: string;
-}
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
-
-function port(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`"${text}" is not a TCP port`);
-  return n;
 }
 
 /**
@@ -64,7 +55,7 @@ export function registerReceive(program: Command, fail: (err: unknown) => never)
         const workers = Number(o.workers);
         if (!Number.isInteger(workers) || workers < 1 || workers > 64)
           throw new Error(`--workers ${o.workers}: expected an integer from 1 to 64`);
-        port(p);
+        port(p, { listen: true });
         if (cluster.isPrimary) {
           // The folder is checked before anything listens: not at the first instance, refused then.
           const out = resolve(o.out);
@@ -133,7 +124,7 @@ async function receive(p: string, o: ReceiveOptions): Promise<void> {
   if (stopping) return;
   const started = await startDimseServer({
     host: o.host,
-    port: port(p),
+    port: port(p, { listen: true }),
     aeTitle: o.aeTitle,
     anyCalledAETitle: o.anyCalledAe === true,
     ...(o.callingAe ? { callingAETitles: o.callingAe } : {}),

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 // Type-only at load time: the server (SQLite, pino, prom-client...) is imported when `serve` runs,
 // so the other commands start without it.
 import type { ConfigFlags, ServerConfig } from '../server/index.ts';
+import { collect } from './net.ts';
 
 interface ServeOptions {
   config?: string;
@@ -28,8 +29,6 @@ interface ServeOptions {
   maxRequestBytes?: string;
   maxConcurrentRequests?: string;
 }
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
 /** `http://host:port` with IPv6 addresses in brackets. */
 function url(host: string, port: number): string {
