@@ -498,6 +498,13 @@ function vrLiteral(vrs: readonly VR[]): string {
   return vrs.length === 1 ? q(vrs[0]!) : `[${vrs.map(q).join(', ')}]`;
 }
 
+/*
+ * ROWS_AS_FUNCTIONS: the tables are written as functions returning their rows, not as constants. V8
+ * only pre-parses a function until it is first called, while a constant's array literal is compiled and
+ * built when the module loads: about 20 ms of every command's start-up, for tables most commands never
+ * look at (the private table, 7900 rows). src/dictionary builds its Maps from them at the first lookup.
+ */
+
 function header(version: string, modules: string): string {
   return `// generated: do not edit. Source: pydicom ${version} (Debian python3-pydicom) ${modules}, by scripts/gen-dictionary.ts\n`;
 }
@@ -530,21 +537,24 @@ export type RepeaterRow = readonly [
   retired: 0 | 1,
 ];
 
-export const ELEMENTS: readonly ElementRow[] = [
+/** The fixed-tag rows (a function: see ROWS_AS_FUNCTIONS in scripts/gen-dictionary.ts). */
+export const elementRows = (): readonly ElementRow[] => [
 `);
   for (const e of fixed) {
     out.push(
       `  [${hex(e.tag)}, ${vrLiteral(e.vrs)}, ${q(e.vm)}, ${q(e.name)}, ${q(e.keyword)}, ${e.retired ? 1 : 0}],\n`,
     );
   }
-  out.push('];\n\nexport const REPEATERS: readonly RepeaterRow[] = [\n');
+  out.push(
+    '];\n\n/** The repeating-group rows. */\nexport const repeaterRows = (): readonly RepeaterRow[] => [\n',
+  );
   for (const e of repeating) {
     out.push(
       `  [${hex(e.tag)}, ${hex(e.mask)}, ${vrLiteral(e.vrs)}, ${q(e.vm)}, ${q(e.name)}, ${q(e.keyword)}, ${e.retired ? 1 : 0}],\n`,
     );
   }
   out.push(
-    '];\n\n/** Keyword -> tag; a repeating-group keyword gives its REPEATERS tag (OverlayData: 0x60003000). */\n',
+    '];\n\n/** Keyword -> tag; a repeating-group keyword gives its repeaterRows tag (OverlayData: 0x60003000). */\n',
   );
   out.push('export const Tag = {\n');
   for (const e of elements) if (e.keyword !== '') out.push(`  ${key(e.keyword)}: ${hex(e.tag)},\n`);
@@ -560,7 +570,8 @@ function renderUids(version: string, uids: readonly UidOut[]): string {
 /** [uid, name, type, keyword, retired] */
 export type UidRow = readonly [uid: string, name: string, type: string, keyword: string, retired: 0 | 1];
 
-export const UIDS: readonly UidRow[] = [
+/** The rows (a function: see ROWS_AS_FUNCTIONS in scripts/gen-dictionary.ts). */
+export const uidRows = (): readonly UidRow[] => [
 `);
   for (const u of uids) {
     const comment = u.cite === undefined ? '' : ` // supplementary: ${u.cite}`;
@@ -600,7 +611,8 @@ export type PrivateRow = readonly [tag: number, vr: RowVR, vm: string, name: str
 /** [creator, rows] */
 export type PrivateCreatorRows = readonly [creator: string, rows: readonly PrivateRow[]];
 
-export const PRIVATE: readonly PrivateCreatorRows[] = [
+/** The rows (a function: see ROWS_AS_FUNCTIONS in scripts/gen-dictionary.ts). */
+export const privateRows = (): readonly PrivateCreatorRows[] => [
 `);
   let creator: string | undefined;
   for (const e of entries) {

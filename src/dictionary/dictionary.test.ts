@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ELEMENTS, REPEATERS } from './generated/elements.ts';
-import { PRIVATE } from './generated/private.ts';
-import { UIDS } from './generated/uids.ts';
+import { elementRows, repeaterRows } from './generated/elements.ts';
+import { privateRows } from './generated/private.ts';
+import { uidRows } from './generated/uids.ts';
+
+const ELEMENTS = elementRows();
+const REPEATERS = repeaterRows();
+const PRIVATE = privateRows();
+const UIDS = uidRows();
+
 import {
   isStorageSopClass,
   lookupKeyword,

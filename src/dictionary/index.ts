@@ -3,7 +3,9 @@
  * dictionary of vendors' private data elements by Private Creator.
  *
  * The tables live in ./generated/, written by scripts/gen-dictionary.ts from pydicom's generated
- * tables (Debian python3-pydicom); the Maps are built once, when this module is loaded.
+ * tables (Debian python3-pydicom). Each table's Maps are built at its first lookup, not when this module
+ * is loaded: the tables are functions returning their rows, which V8 compiles only when called, so a
+ * command that never looks up a private element (most) never pays for that table (see lazy()).
  */
 import {
   type Tag as CoreTag,
@@ -12,9 +14,9 @@ import {
   isPrivateTag,
   type VR,
 } from '../core/index.ts';
-import { ELEMENTS, REPEATERS, type RowVR, Tag as TagTable } from './generated/elements.ts';
-import { PRIVATE } from './generated/private.ts';
-import { UIDS, UID as UidTable } from './generated/uids.ts';
+import { elementRows, type RowVR, repeaterRows, Tag as TagTable } from './generated/elements.ts';
+import { privateRows } from './generated/private.ts';
+import { UID as UidTable, uidRows } from './generated/uids.ts';
 
 export interface ElementEntry {
   /**
@@ -85,31 +87,46 @@ function toVRs(rowVR: RowVR): readonly VR[] {
   return Object.freeze(typeof rowVR === 'string' ? [rowVR] : [...rowVR]);
 }
 
-const byTag = new Map<number, ElementEntry>();
-const byKeyword = new Map<string, ElementEntry>();
-
-for (const [tag, vr, vm, name, keyword, retired] of ELEMENTS) {
-  const e = entry(tag, FIXED_MASK, vr, vm, name, keyword, retired === 1);
-  byTag.set(tag, e);
-  if (keyword !== '') byKeyword.set(keyword, e);
+/** Builds a table's lookup structures at the first call, then returns them. */
+function lazy<T>(build: () => T): () => T {
+  let built: T | undefined;
+  return () => {
+    built ??= build();
+    return built;
+  };
 }
 
-/**
- * Repeating-group entries, one Map per distinct mask keyed by `tag & mask`. The generator checks that
- * no tag matches two patterns, so the order the masks are tried in does not change the result.
- */
-const repeaterMaps = new Map<number, Map<number, ElementEntry>>();
-for (const [tag, mask, vr, vm, name, keyword, retired] of REPEATERS) {
-  const e = entry(tag, mask, vr, vm, name, keyword, retired === 1);
-  let m = repeaterMaps.get(mask);
-  if (m === undefined) {
-    m = new Map();
-    repeaterMaps.set(mask, m);
+interface ElementTables {
+  readonly byTag: ReadonlyMap<number, ElementEntry>;
+  readonly byKeyword: ReadonlyMap<string, ElementEntry>;
+  /**
+   * Repeating-group entries, one Map per distinct mask keyed by `tag & mask`. The generator checks
+   * that no tag matches two patterns, so the order the masks are tried in does not change the result.
+   */
+  readonly repeaterMasks: readonly (readonly [number, ReadonlyMap<number, ElementEntry>])[];
+}
+
+const elements = lazy((): ElementTables => {
+  const byTag = new Map<number, ElementEntry>();
+  const byKeyword = new Map<string, ElementEntry>();
+  for (const [tag, vr, vm, name, keyword, retired] of elementRows()) {
+    const e = entry(tag, FIXED_MASK, vr, vm, name, keyword, retired === 1);
+    byTag.set(tag, e);
+    if (keyword !== '') byKeyword.set(keyword, e);
   }
-  m.set((tag & mask) >>> 0, e);
-  if (keyword !== '') byKeyword.set(keyword, e);
-}
-const repeaterMasks: readonly (readonly [number, Map<number, ElementEntry>])[] = [...repeaterMaps];
+  const repeaterMaps = new Map<number, Map<number, ElementEntry>>();
+  for (const [tag, mask, vr, vm, name, keyword, retired] of repeaterRows()) {
+    const e = entry(tag, mask, vr, vm, name, keyword, retired === 1);
+    let m = repeaterMaps.get(mask);
+    if (m === undefined) {
+      m = new Map();
+      repeaterMaps.set(mask, m);
+    }
+    m.set((tag & mask) >>> 0, e);
+    if (keyword !== '') byKeyword.set(keyword, e);
+  }
+  return { byTag, byKeyword, repeaterMasks: [...repeaterMaps] };
+});
 
 /**
  * Finds the dictionary entry for a tag: the fixed tags, then (for non-private tags) the repeating
@@ -120,6 +137,7 @@ const repeaterMasks: readonly (readonly [number, Map<number, ElementEntry>])[] =
  */
 export function lookupTag(t: Tag): ElementEntry | undefined {
   t >>>= 0;
+  const { byTag, repeaterMasks } = elements();
   const fixed = byTag.get(t);
   if (fixed !== undefined) return fixed;
   if (isPrivateTag(t)) {
@@ -146,7 +164,7 @@ function privateCreator(t: number): ElementEntry {
 
 /** The entry for a PS3.6 keyword (synthetic entries such as 'GroupLength' are not found). */
 export function lookupKeyword(keyword: string): ElementEntry | undefined {
-  return byKeyword.get(keyword);
+  return elements().byKeyword.get(keyword);
 }
 
 /** The default VR of `lookupTag(t)`. */
@@ -171,21 +189,26 @@ function groupWildcardKey(group: number, ee: number): number {
 }
 
 /** Private Creator -> entries by blockKey() / groupWildcardKey(). */
-const privateByCreator = new Map<string, Map<number, PrivateEntry>>();
-for (const [creator, rows] of PRIVATE) {
-  const m = new Map<number, PrivateEntry>();
-  for (const [tag, vr, vm, name, retired, mask = PRIVATE_BLOCK_MASK] of rows) {
-    const vrs = toVRs(vr);
-    const e: PrivateEntry = Object.freeze({ creator, vr: vrs[0]!, vrs, vm, name, retired: retired === 1 });
-    const group = tag >>> 16;
-    const ee = tag & 0xff;
-    if (mask === PRIVATE_BLOCK_MASK) m.set(blockKey(group, ee), e);
-    else if (mask === PRIVATE_GROUP_MASK) m.set(groupWildcardKey(group, ee), e);
-    else
-      throw new Error(`dictionary: private row ${creator} ${tag.toString(16)} has mask ${mask.toString(16)}`);
+const privateByCreator = lazy((): ReadonlyMap<string, ReadonlyMap<number, PrivateEntry>> => {
+  const byCreator = new Map<string, Map<number, PrivateEntry>>();
+  for (const [creator, rows] of privateRows()) {
+    const m = new Map<number, PrivateEntry>();
+    for (const [tag, vr, vm, name, retired, mask = PRIVATE_BLOCK_MASK] of rows) {
+      const vrs = toVRs(vr);
+      const e: PrivateEntry = Object.freeze({ creator, vr: vrs[0]!, vrs, vm, name, retired: retired === 1 });
+      const group = tag >>> 16;
+      const ee = tag & 0xff;
+      if (mask === PRIVATE_BLOCK_MASK) m.set(blockKey(group, ee), e);
+      else if (mask === PRIVATE_GROUP_MASK) m.set(groupWildcardKey(group, ee), e);
+      else
+        throw new Error(
+          `dictionary: private row ${creator} ${tag.toString(16)} has mask ${mask.toString(16)}`,
+        );
+    }
+    byCreator.set(creator, m);
   }
-  privateByCreator.set(creator, m);
-}
+  return byCreator;
+});
 
 /** Drops the trailing spaces (LO padding, PS3.5 §6.2) and NULs (a common mistake) off a creator. */
 function trimCreator(creator: string): string {
@@ -212,21 +235,12 @@ function trimCreator(creator: string): string {
 export function lookupPrivate(creator: string, t: Tag): PrivateEntry | undefined {
   t >>>= 0;
   if (!isPrivateTag(t) || (t & 0xff00) === 0) return undefined;
-  const m = privateByCreator.get(trimCreator(creator));
+  const m = privateByCreator().get(trimCreator(creator));
   if (m === undefined) return undefined;
   const group = t >>> 16;
   const ee = t & 0xff;
   return m.get(blockKey(group, ee)) ?? m.get(groupWildcardKey(group, ee));
 }
-
-const uidMap = new Map<string, UidEntry>();
-for (const [uid, name, type, keyword, retired] of UIDS) {
-  uidMap.set(uid, Object.freeze({ uid, name, type, keyword, retired: retired === 1 }));
-}
-
-const transferSyntaxes: readonly UidEntry[] = Object.freeze(
-  [...uidMap.values()].filter((u) => u.type === 'Transfer Syntax'),
-);
 
 /**
  * Storage SOP Classes (PS3.4 Annex B) by name: 'CT Image Storage', 'Digital X-Ray Image Storage - For
@@ -238,23 +252,40 @@ function isStorageName(name: string): boolean {
   return name.endsWith('Storage') || name.includes('Storage -') || name.endsWith('Storage SOP Class');
 }
 
-const storageSopClasses: ReadonlySet<string> = new Set(
-  [...uidMap.values()].filter((u) => u.type === 'SOP Class' && isStorageName(u.name)).map((u) => u.uid),
-);
+interface UidTables {
+  readonly byUid: ReadonlyMap<string, UidEntry>;
+  readonly transferSyntaxes: readonly UidEntry[];
+  readonly storageSopClasses: ReadonlySet<string>;
+}
+
+const uids = lazy((): UidTables => {
+  const byUid = new Map<string, UidEntry>();
+  for (const [uid, name, type, keyword, retired] of uidRows()) {
+    byUid.set(uid, Object.freeze({ uid, name, type, keyword, retired: retired === 1 }));
+  }
+  const all = [...byUid.values()];
+  return {
+    byUid,
+    transferSyntaxes: Object.freeze(all.filter((u) => u.type === 'Transfer Syntax')),
+    storageSopClasses: new Set(
+      all.filter((u) => u.type === 'SOP Class' && isStorageName(u.name)).map((u) => u.uid),
+    ),
+  };
+});
 
 export function lookupUid(uid: string): UidEntry | undefined {
-  return uidMap.get(uid);
+  return uids().byUid.get(uid);
 }
 
 export function uidName(uid: string): string | undefined {
-  return uidMap.get(uid)?.name;
+  return uids().byUid.get(uid)?.name;
 }
 
 /** Every registered Transfer Syntax, retired ones included, in UID order. */
 export function transferSyntaxUids(): readonly UidEntry[] {
-  return transferSyntaxes;
+  return uids().transferSyntaxes;
 }
 
 export function isStorageSopClass(uid: string): boolean {
-  return storageSopClasses.has(uid);
+  return uids().storageSopClasses.has(uid);
 }

@@ -19,7 +19,8 @@ export type RepeaterRow = readonly [
   retired: 0 | 1,
 ];
 
-export const ELEMENTS: readonly ElementRow[] = [
+/** The fixed-tag rows (a function: see ROWS_AS_FUNCTIONS in scripts/gen-dictionary.ts). */
+export const elementRows = (): readonly ElementRow[] => [
   [0x00000000, 'UL', '1', 'Command Group Length', 'CommandGroupLength', 0],
   [0x00000001, 'UL', '1', 'Command Length to End', 'CommandLengthToEnd', 1],
   [0x00000002, 'UI', '1', 'Affected SOP Class UID', 'AffectedSOPClassUID', 0],
@@ -4923,7 +4924,8 @@ export const ELEMENTS: readonly ElementRow[] = [
   [0xfffcfffc, 'OB', '1', 'Data Set Trailing Padding', 'DataSetTrailingPadding', 0],
 ];
 
-export const REPEATERS: readonly RepeaterRow[] = [
+/** The repeating-group rows. */
+export const repeaterRows = (): readonly RepeaterRow[] => [
   [0x00203100, 0xffffff00, 'CS', '1-n', 'Source Image IDs', 'SourceImageIDs', 1],
   [0x00280410, 0xffffff0f, 'US', '1', 'Rows For Nth Order Coefficients', 'RowsForNthOrderCoefficients', 1],
   [0x00280411, 0xffffff0f, 'US', '1', 'Columns For Nth Order Coefficients', 'ColumnsForNthOrderCoefficients', 1],
@@ -5014,7 +5016,7 @@ export const REPEATERS: readonly RepeaterRow[] = [
   [0x7f000040, 0xff00ffff, 'OW', '1', 'Variable Coefficients SDDN', 'VariableCoefficientsSDDN', 1],
 ];
 
-/** Keyword -> tag; a repeating-group keyword gives its REPEATERS tag (OverlayData: 0x60003000). */
+/** Keyword -> tag; a repeating-group keyword gives its repeaterRows tag (OverlayData: 0x60003000). */
 export const Tag = {
   CommandGroupLength: 0x00000000,
   CommandLengthToEnd: 0x00000001,

@@ -19,7 +19,8 @@ export type PrivateRow = readonly [tag: number, vr: RowVR, vm: string, name: str
 /** [creator, rows] */
 export type PrivateCreatorRows = readonly [creator: string, rows: readonly PrivateRow[]];
 
-export const PRIVATE: readonly PrivateCreatorRows[] = [
+/** The rows (a function: see ROWS_AS_FUNCTIONS in scripts/gen-dictionary.ts). */
+export const privateRows = (): readonly PrivateCreatorRows[] => [
   ['1.2.840.113663.1', [
     [0x00291000, 'US', '1', 'Unknown', 0],
     [0x00291001, 'US', '1', 'Unknown', 0],

@@ -5,7 +5,8 @@
 /** [uid, name, type, keyword, retired] */
 export type UidRow = readonly [uid: string, name: string, type: string, keyword: string, retired: 0 | 1];
 
-export const UIDS: readonly UidRow[] = [
+/** The rows (a function: see ROWS_AS_FUNCTIONS in scripts/gen-dictionary.ts). */
+export const uidRows = (): readonly UidRow[] => [
   ['1.2.840.10008.1.1', 'Verification SOP Class', 'SOP Class', 'Verification', 0],
   ['1.2.840.10008.1.2', 'Implicit VR Little Endian', 'Transfer Syntax', 'ImplicitVRLittleEndian', 0],
   ['1.2.840.10008.1.2.1', 'Explicit VR Little Endian', 'Transfer Syntax', 'ExplicitVRLittleEndian', 0],
