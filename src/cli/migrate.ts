@@ -4,8 +4,8 @@
  * blob store changes), with a progress bar; resumable by running it again.
  */
 import { resolve } from 'node:path';
-import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
+import { terminalBar } from './progress.ts';
 
 interface MigrateFlags {
   from: string;
@@ -50,13 +50,7 @@ export function registerMigrate(program: Command, fail: (err: unknown) => never)
         const source = await openArchive({ ...from, blobs: fromBlobs });
         const target = await openArchive({ ...to, blobs: toBlobs });
         const copyBlobs = resolveBlobs(toBlobs) !== resolveBlobs(fromBlobs);
-        const tty = process.stderr.isTTY === true;
-        const bar = tty
-          ? new SingleBar({
-              format: 'migrate [{bar}] {value}/{total} | {mb} MB copied | {failed} failed',
-              hideCursor: true,
-            })
-          : undefined;
+        const bar = await terminalBar('migrate [{bar}] {value}/{total} | {mb} MB copied | {failed} failed');
         const started = Date.now();
         let lastLine = 0;
         const result = await migrateArchive(source, target, {

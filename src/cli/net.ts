@@ -1,4 +1,3 @@
-import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import {
   Dimse,
@@ -10,6 +9,7 @@ import {
   storeFiles,
   VERIFICATION_SOP_CLASS,
 } from '../dimse/index.ts';
+import { terminalBar } from './progress.ts';
 
 /** Options shared by the SCU commands (DCMTK's echoscu/storescu names where they exist). */
 export interface ScuOptions {
@@ -121,16 +121,9 @@ export function registerNetworkCommands(program: Command, fail: (err: unknown) =
           for (const s of skipped) process.stderr.write(`${s.path}: skipped, ${s.reason}\n`);
           const failures: string[] = [];
           const totalBytes = items.reduce((n, i) => n + i.datasetLength, 0);
-          const tty = process.stderr.isTTY === true;
-          const bar = tty
-            ? new SingleBar(
-                {
-                  format: 'C-STORE [{bar}] {value}/{total} | {rate} inst/s | {mbps} MB/s | {failed} failed',
-                  hideCursor: true,
-                },
-                undefined,
-              )
-            : undefined;
+          const bar = await terminalBar(
+            'C-STORE [{bar}] {value}/{total} | {rate} inst/s | {mbps} MB/s | {failed} failed',
+          );
           const started = Date.now();
           let done = 0;
           let failed = 0;

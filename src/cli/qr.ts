@@ -4,7 +4,6 @@
  * return key); the level is `--level`, the information model `--model`.
  */
 import { resolve } from 'node:path';
-import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { Dataset, datasetToJson } from '../codec/index.ts';
 import { isStringVR, parseTag, type VR } from '../core/index.ts';
@@ -25,6 +24,7 @@ import {
   statusCategory,
 } from '../dimse/index.ts';
 import { collect, common, type ScuOptions, scuOptions } from './net.ts';
+import { terminalBar } from './progress.ts';
 
 const MODELS: Record<string, QueryRetrieveModel> = {
   study: 'STUDY_ROOT',
@@ -168,15 +168,12 @@ function printTable(rows: readonly Dataset[], tags: readonly number[]): void {
   for (const r of cells) process.stdout.write(`${line(r)}\n`);
 }
 
-function progressBar(label: string): {
+async function progressBar(label: string): Promise<{
   update(c: SubOperations): void;
   stop(): void;
-} {
-  if (process.stderr.isTTY !== true) return { update: () => undefined, stop: () => undefined };
-  const bar = new SingleBar(
-    { format: `${label} [{bar}] {value}/{total} | {failed} failed | {warning} warnings`, hideCursor: true },
-    undefined,
-  );
+}> {
+  const bar = await terminalBar(`${label} [{bar}] {value}/{total} | {failed} failed | {warning} warnings`);
+  if (bar === undefined) return { update: () => undefined, stop: () => undefined };
   let started = false;
   return {
     update: (c) => {
@@ -358,7 +355,7 @@ export function registerQrCommands(program: Command, fail: (err: unknown) => nev
         const level = levelOption(o.level);
         const identifier = buildIdentifier(level, (o.key ?? []).map(parseKey), false);
         const dimse = await Dimse.connect({ ...common(host, p, o), contexts: qrContexts(model, ['move']) });
-        const bar = progressBar('C-MOVE');
+        const bar = await progressBar('C-MOVE');
         const started = Date.now();
         const result = await move(dimse, { model, identifier, destination: o.dest, onProgress: bar.update });
         bar.stop();
@@ -423,7 +420,7 @@ export function registerQrCommands(program: Command, fail: (err: unknown) => nev
           const missing = classes.filter((c) => !dimse.contextFor(c));
           if (missing.length > 0 && o.sopClass)
             process.stderr.write(`the peer refused: ${missing.map((c) => uidName(c) ?? c).join(', ')}\n`);
-          const bar = progressBar('C-GET');
+          const bar = await progressBar('C-GET');
           const started = Date.now();
           const result = await get(dimse, { model, identifier, onProgress: bar.update });
           bar.stop();

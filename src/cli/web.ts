@@ -6,12 +6,12 @@
 import { openAsBlob } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { DicomWebClient, DicomWebError, type QueryLevel } from '../client/index.ts';
 import { readPart10File } from '../codec/index.ts';
 import { DicomError } from '../core/index.ts';
 import { describeFiles, listFiles, type StoreItem } from '../dimse/index.ts';
+import { terminalBar } from './progress.ts';
 
 interface WebOptions {
   url: string;
@@ -105,16 +105,9 @@ export function registerWebCommands(program: Command, fail: (err: unknown) => ne
           sized.push({ item, size: blob.size });
         }
         const totalBytes = sized.reduce((n, s) => n + s.size, 0);
-        const bar =
-          process.stderr.isTTY === true
-            ? new SingleBar(
-                {
-                  format: 'STOW-RS [{bar}] {value}/{total} | {rate} inst/s | {mbps} MB/s | {failed} failed',
-                  hideCursor: true,
-                },
-                undefined,
-              )
-            : undefined;
+        const bar = await terminalBar(
+          'STOW-RS [{bar}] {value}/{total} | {rate} inst/s | {mbps} MB/s | {failed} failed',
+        );
         const started = Date.now();
         let done = 0;
         let bytes = 0;

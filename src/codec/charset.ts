@@ -11,8 +11,20 @@
  * the default repertoire as UTF-8, lacks ISO_IR 203, throws on unknown terms and escape sequences,
  * and cannot encode.
  */
-import iconv from 'iconv-lite';
+import { createRequire } from 'node:module';
 import { CodecError, type VR } from '../core/index.ts';
+
+type Iconv = typeof import('iconv-lite');
+let iconvModule: Iconv | undefined;
+
+/**
+ * iconv-lite, loaded at the first value that needs one of its tables: most data sets are in the
+ * default repertoire, ISO_IR 100 or UTF-8 and never need it, and loading it costs ~7 ms of start-up.
+ */
+function iconv(): Iconv {
+  iconvModule ??= createRequire(import.meta.url)('iconv-lite') as Iconv;
+  return iconvModule;
+}
 
 export interface CharacterSet {
   /**
@@ -66,7 +78,7 @@ function singleByteElement(name: string, encoding: string, final: number): Eleme
     const high: string[] = [];
     const highInverse = new Map<number, number>();
     for (let b = 0x80; b <= 0xff; b++) {
-      const ch = iconv.decode(Buffer.from([b]), encoding);
+      const ch = iconv().decode(Buffer.from([b]), encoding);
       high.push(ch);
       if (ch !== REPLACEMENT) highInverse.set(ch.codePointAt(0)!, b);
     }
@@ -633,14 +645,14 @@ function matchEscape(bytes: Uint8Array, at: number): Element | undefined {
 function decodeRun(kind: RunKind, run: readonly number[]): string {
   switch (kind) {
     case 'jisx0208':
-      return fixJis(iconv.decode(Buffer.from(run.map((b) => b | 0x80)), 'eucjp'));
+      return fixJis(iconv().decode(Buffer.from(run.map((b) => b | 0x80)), 'eucjp'));
     case 'jisx0212': {
       const euc: number[] = [];
       for (let k = 0; k < run.length; k += 2) euc.push(0x8f, run[k]! | 0x80, run[k + 1]! | 0x80);
-      return iconv.decode(Buffer.from(euc), 'eucjp');
+      return iconv().decode(Buffer.from(euc), 'eucjp');
     }
     case 'sjis':
-      return fixJis(iconv.decode(Buffer.from(run), 'shiftjis'));
+      return fixJis(iconv().decode(Buffer.from(run), 'shiftjis'));
     case 'ksx1001':
       return decodePairs(run, KSX1001_OVERRIDES, 'euckr');
     case 'gb2312':
@@ -663,12 +675,12 @@ function decodePairs(
   for (let k = 0; k < run.length; k += 2) {
     const o = overrides.get((run[k]! << 8) | run[k + 1]!);
     if (o !== undefined) {
-      if (k > start) out += iconv.decode(Buffer.from(run.slice(start, k)), encoding);
+      if (k > start) out += iconv().decode(Buffer.from(run.slice(start, k)), encoding);
       out += o;
       start = k + 2;
     }
   }
-  if (run.length > start) out += iconv.decode(Buffer.from(run.slice(start)), encoding);
+  if (run.length > start) out += iconv().decode(Buffer.from(run.slice(start)), encoding);
   return out;
 }
 
@@ -691,13 +703,13 @@ function decodeGb(bytes: Uint8Array, encoding: 'gb18030' | 'gbk'): string {
     }
     const o = GB18030_OVERRIDES.get((b << 8) | b2);
     if (o !== undefined) {
-      if (i > start) out += iconv.decode(buf.subarray(start, i), encoding);
+      if (i > start) out += iconv().decode(buf.subarray(start, i), encoding);
       out += o;
       start = i + 2;
     }
     i += 2;
   }
-  if (buf.length > start) out += iconv.decode(buf.subarray(start), encoding);
+  if (buf.length > start) out += iconv().decode(buf.subarray(start), encoding);
   return out;
 }
 
@@ -834,7 +846,7 @@ function computeMultiByte(
   switch (kind) {
     case 'jisx0208': {
       const cell = JIS_FIX_CELLS.get(cp);
-      const euc = cell === undefined ? iconv.encode(ch, 'eucjp') : Buffer.from([cell >> 8, cell & 0xff]);
+      const euc = cell === undefined ? iconv().encode(ch, 'eucjp') : Buffer.from([cell >> 8, cell & 0xff]);
       const [a, b] = euc;
       // rows 1-8 and 16-84 only: rows 13 and 89-92 are NEC/IBM vendor additions, not JIS X 0208
       if (euc.length !== 2 || !inRange(b) || !(inRange(a, 0xa1, 0xa8) || inRange(a, 0xb0, 0xf4))) return null;
@@ -842,7 +854,7 @@ function computeMultiByte(
       return decodeRun('jisx0208', bytes) === ch ? bytes : null;
     }
     case 'jisx0212': {
-      const euc = iconv.encode(ch, 'eucjp');
+      const euc = iconv().encode(ch, 'eucjp');
       const [p, a, b] = euc;
       if (euc.length !== 3 || p !== 0x8f || !inRange(a) || !inRange(b)) return null;
       const bytes = [a & 0x7f, b & 0x7f];
@@ -850,7 +862,7 @@ function computeMultiByte(
     }
     case 'ksx1001': {
       const cell = KSX1001_OVERRIDES_INVERSE.get(cp);
-      const euc = cell === undefined ? iconv.encode(ch, 'euckr') : Buffer.from([cell >> 8, cell & 0xff]);
+      const euc = cell === undefined ? iconv().encode(ch, 'euckr') : Buffer.from([cell >> 8, cell & 0xff]);
       const [a, b] = euc;
       if (euc.length !== 2 || !inRange(a) || !inRange(b)) return null;
       const bytes = [a, b];
@@ -859,7 +871,7 @@ function computeMultiByte(
     case 'gb2312': {
       if (cp >= 0xe000 && cp <= 0xf8ff) return null; // GBK's user-defined cells
       const cell = GB2312_OVERRIDES_INVERSE.get(cp);
-      const euc = cell === undefined ? iconv.encode(ch, 'gbk') : Buffer.from([cell >> 8, cell & 0xff]);
+      const euc = cell === undefined ? iconv().encode(ch, 'gbk') : Buffer.from([cell >> 8, cell & 0xff]);
       const [a, b] = euc;
       // rows 1-9 and 16-87, less the GBK additions in rows 2, 6 and 8
       if (euc.length !== 2 || !inRange(b) || !(inRange(a, 0xa1, 0xa9) || inRange(a, 0xb0, 0xf7))) return null;
@@ -890,7 +902,7 @@ function encodeWhole(text: string, encoding: 'utf8' | 'gb18030' | 'gbk', label: 
   }
   if (encoding === 'utf8') return Buffer.from(text, 'utf8');
   if (!GB_OVERRIDE_CHARS_RE.test(text)) {
-    const whole = iconv.encode(text, encoding);
+    const whole = iconv().encode(text, encoding);
     if (decodeGb(whole, encoding) === text) return whole;
   }
   // Slow path: character by character, to apply the overrides and to find the unencodable one.
@@ -899,7 +911,7 @@ function encodeWhole(text: string, encoding: 'utf8' | 'gb18030' | 'gbk', label: 
   for (const ch of text) {
     const cp = ch.codePointAt(0)!;
     const cell = GB18030_OVERRIDES_INVERSE.get(cp);
-    const bytes = cell === undefined ? iconv.encode(ch, encoding) : Buffer.from([cell >> 8, cell & 0xff]);
+    const bytes = cell === undefined ? iconv().encode(ch, encoding) : Buffer.from([cell >> 8, cell & 0xff]);
     if (decodeGb(bytes, encoding) !== ch) throw unencodable(text, index, cp, label);
     parts.push(bytes);
     index += ch.length;
