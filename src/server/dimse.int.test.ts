@@ -555,6 +555,43 @@ describe('Tessera SCU against Tessera SCP: asynchronous operations window', () =
     }
   });
 
+  test('storeFiles reuses its read buffers across sizes: 40 instances, large and small mixed, each intact', {
+    timeout: 60_000,
+  }, async () => {
+    // Sizes go up and down, so a smaller instance is read into a buffer a larger one left its bytes
+    // in, and a larger one needs a new buffer: any read of the stale tail would change a digest.
+    const dir = join(tmp, 'mixed');
+    await mkdir(dir, { recursive: true });
+    const sides = [200, 16, 300, 90, 8, 256, 40, 128];
+    const mixed: Generated[] = [];
+    for (let i = 0; i < 40; i++) {
+      const side = sides[i % sides.length]! + i;
+      mixed.push(await writeInstance(join(dir, `${i}.dcm`), { rows: side, columns: side }));
+    }
+    const storeDir = join(tmp, 'store-mixed');
+    const server = await startDimseServer({ host: '127.0.0.1', port: 0, aeTitle: AE, storeDir });
+    try {
+      for (const window of [1, 4]) {
+        const items = await Promise.all(mixed.map((f) => describeFile(f.path)));
+        const outcomes = await storeFiles(items, {
+          host: '127.0.0.1',
+          port: server.port,
+          callingAETitle: 'SCU',
+          calledAETitle: AE,
+          window,
+        });
+        for (const o of outcomes) assert.equal(o.status, STATUS.Success, `${o.item.path}: ${o.error}`);
+        for (const f of mixed) {
+          const path = join(storeDir, `${f.sopInstanceUid}.dcm`);
+          assert.equal((await datasetSha256(path)).sha256, f.datasetSha256, `window ${window}: ${f.path}`);
+          await rm(path);
+        }
+      }
+    } finally {
+      await server.close(2000);
+    }
+  });
+
   /** A storage SCP from the library pieces whose C-STORE handler records how many run at once. */
   async function instrumentedServer() {
     const state = { current: 0, max: 0, received: new Map<string, string>(), negotiated: [] as number[] };

@@ -197,6 +197,14 @@ export class Association {
     return this.state === 'Sta6';
   }
 
+  /**
+   * Whether every byte given to the send calls so far has been handed to the OS: none is waiting in
+   * the socket's buffer. Until then, a buffer passed to `sendPDataParts` may still be read.
+   */
+  get allSent(): boolean {
+    return this.socket.writableLength === 0;
+  }
+
   /** Resolves when the transport is closed: undefined after a normal release, the error otherwise. */
   get closed(): Promise<Error | undefined> {
     return this.closedPromise;
