@@ -490,6 +490,27 @@ function q(s: string): string {
   return `'${body}'`;
 }
 
+/**
+ * A JSON string for a row of the JSON tables; anything outside printable ASCII is escaped, and the
+ * characters a String.raw template literal cannot hold (a backtick, `${`) are refused.
+ */
+function j(s: string): string {
+  if (s.includes('`') || s.includes('${')) fail(`cannot put ${JSON.stringify(s)} in a template literal`);
+  return JSON.stringify(s).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** A tag or mask in the JSON tables: 8 hex digits, as PS3.6 writes them (JSON has no hex numbers). */
+function jhex(n: number): string {
+  return `"${(n >>> 0).toString(16).padStart(8, '0')}"`;
+}
+
+function jvr(vrs: readonly VR[]): string {
+  return vrs.length === 1 ? j(vrs[0]!) : `[${vrs.map(j).join(',')}]`;
+}
+
 function key(keyword: string): string {
   return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(keyword) ? keyword : q(keyword);
 }
@@ -499,10 +520,14 @@ function vrLiteral(vrs: readonly VR[]): string {
 }
 
 /*
- * ROWS_AS_FUNCTIONS: the tables are written as functions returning their rows, not as constants. V8
- * only pre-parses a function until it is first called, while a constant's array literal is compiled and
- * built when the module loads: about 20 ms of every command's start-up, for tables most commands never
- * look at (the private table, 7900 rows). src/dictionary builds its Maps from them at the first lookup.
+ * ROWS_AS_FUNCTIONS: the tables are written as functions returning their rows, not as constants: a
+ * constant's array literal is compiled and built when the module loads, about 20 ms of every command's
+ * start-up for tables most commands never look at (tessera store looks at none). The two large ones
+ * (elements, private: 1 MB of source) hold their rows as JSON in a String.raw template literal, one row
+ * per line, parsed at the first call: V8 still pre-parses a function's body until its first call
+ * (~13 ms for those rows as array literals), but scans a string at once. Tags and masks are 8 hex
+ * digits (JSON has no hex numbers), turned into numbers as the rows are parsed. src/dictionary builds
+ * its Maps from the rows at the first lookup.
  */
 
 function header(version: string, modules: string): string {
@@ -537,24 +562,43 @@ export type RepeaterRow = readonly [
   retired: 0 | 1,
 ];
 
-/** The fixed-tag rows (a function: see ROWS_AS_FUNCTIONS in scripts/gen-dictionary.ts). */
-export const elementRows = (): readonly ElementRow[] => [
-`);
-  for (const e of fixed) {
-    out.push(
-      `  [${hex(e.tag)}, ${vrLiteral(e.vrs)}, ${q(e.vm)}, ${q(e.name)}, ${q(e.keyword)}, ${e.retired ? 1 : 0}],\n`,
-    );
-  }
-  out.push(
-    '];\n\n/** The repeating-group rows. */\nexport const repeaterRows = (): readonly RepeaterRow[] => [\n',
+/** The fixed-tag rows (see ROWS_AS_FUNCTIONS in scripts/gen-dictionary.ts). */
+export const elementRows = (): readonly ElementRow[] =>
+  (JSON.parse(ELEMENT_ROWS) as HexRow[]).map(
+    ([tag, ...rest]) => [Number.parseInt(tag, 16), ...rest] as unknown as ElementRow,
   );
-  for (const e of repeating) {
-    out.push(
-      `  [${hex(e.tag)}, ${hex(e.mask)}, ${vrLiteral(e.vrs)}, ${q(e.vm)}, ${q(e.name)}, ${q(e.keyword)}, ${e.retired ? 1 : 0}],\n`,
-    );
-  }
+
+/** The repeating-group rows. */
+export const repeaterRows = (): readonly RepeaterRow[] =>
+  (JSON.parse(REPEATER_ROWS) as HexRow[]).map(
+    ([tag, mask, ...rest]) =>
+      [Number.parseInt(tag, 16), Number.parseInt(mask as string, 16), ...rest] as unknown as RepeaterRow,
+  );
+
+/** A row of the JSON tables: its tag (and mask) as 8 hex digits. */
+export type HexRow = readonly [string, ...unknown[]];
+
+const ELEMENT_ROWS = String.raw\`[
+`);
   out.push(
-    '];\n\n/** Keyword -> tag; a repeating-group keyword gives its repeaterRows tag (OverlayData: 0x60003000). */\n',
+    fixed
+      .map(
+        (e) =>
+          `[${jhex(e.tag)},${jvr(e.vrs)},${j(e.vm)},${j(e.name)},${j(e.keyword)},${e.retired ? 1 : 0}]`,
+      )
+      .join(',\n'),
+  );
+  out.push('\n]`;\n\nconst REPEATER_ROWS = String.raw`[\n');
+  out.push(
+    repeating
+      .map(
+        (e) =>
+          `[${jhex(e.tag)},${jhex(e.mask)},${jvr(e.vrs)},${j(e.vm)},${j(e.name)},${j(e.keyword)},${e.retired ? 1 : 0}]`,
+      )
+      .join(',\n'),
+  );
+  out.push(
+    '\n]`;\n\n/** Keyword -> tag; a repeating-group keyword gives its repeaterRows tag (OverlayData: 0x60003000). */\n',
   );
   out.push('export const Tag = {\n');
   for (const e of elements) if (e.keyword !== '') out.push(`  ${key(e.keyword)}: ${hex(e.tag)},\n`);
@@ -595,7 +639,7 @@ function renderPrivate(
   const omitted = (Object.keys(PRIVATE_SKIP) as PrivateSkip[])
     .map((k) => ` *   ${skipped[k]} rows: ${PRIVATE_SKIP[k]}\n`)
     .join('');
-  out.push(`import type { RowVR } from './elements.ts';
+  out.push(`import type { HexRow, RowVR } from './elements.ts';
 
 /**
  * Private data elements by Private Creator (PS3.5 §7.8.1). ${entries.length} of pydicom's ${total} rows; omitted:
@@ -611,23 +655,38 @@ export type PrivateRow = readonly [tag: number, vr: RowVR, vm: string, name: str
 /** [creator, rows] */
 export type PrivateCreatorRows = readonly [creator: string, rows: readonly PrivateRow[]];
 
-/** The rows (a function: see ROWS_AS_FUNCTIONS in scripts/gen-dictionary.ts). */
-export const privateRows = (): readonly PrivateCreatorRows[] => [
+/** The rows (see ROWS_AS_FUNCTIONS in scripts/gen-dictionary.ts). */
+export const privateRows = (): readonly PrivateCreatorRows[] =>
+  (JSON.parse(PRIVATE_ROWS) as [string, HexRow[]][]).map(([creator, rows]) => [
+    creator,
+    rows.map(([tag, ...rest]) => {
+      const row = [Number.parseInt(tag, 16), ...rest];
+      if (row.length > 5) row[5] = Number.parseInt(row[5] as string, 16);
+      return row as unknown as PrivateRow;
+    }),
+  ]);
+
+/** [creator, [[tag, vr, vm, name, retired, mask?], ...]], tags and masks as 8 hex digits. */
+const PRIVATE_ROWS = String.raw\`[
 `);
+  const groups: string[] = [];
   let creator: string | undefined;
+  let rows: string[] = [];
+  const flush = (): void => {
+    if (creator !== undefined) groups.push(`[${j(creator)},[\n${rows.join(',\n')}\n]]`);
+  };
   for (const e of entries) {
     if (e.creator !== creator) {
-      if (creator !== undefined) out.push('  ]],\n');
+      flush();
       creator = e.creator;
-      out.push(`  [${q(creator)}, [\n`);
+      rows = [];
     }
-    const mask = e.mask === PRIVATE_BLOCK_MASK ? '' : `, ${hex(e.mask)}`;
-    out.push(
-      `    [${hex(e.tag)}, ${vrLiteral(e.vrs)}, ${q(e.vm)}, ${q(e.name)}, ${e.retired ? 1 : 0}${mask}],\n`,
-    );
+    const mask = e.mask === PRIVATE_BLOCK_MASK ? '' : `,${jhex(e.mask)}`;
+    rows.push(`[${jhex(e.tag)},${jvr(e.vrs)},${j(e.vm)},${j(e.name)},${e.retired ? 1 : 0}${mask}]`);
   }
-  if (creator !== undefined) out.push('  ]],\n');
-  out.push('];\n');
+  flush();
+  out.push(groups.join(',\n'));
+  out.push('\n]`;\n');
   return out.join('');
 }
 
