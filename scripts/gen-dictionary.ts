@@ -515,10 +515,6 @@ function key(keyword: string): string {
   return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(keyword) ? keyword : q(keyword);
 }
 
-function vrLiteral(vrs: readonly VR[]): string {
-  return vrs.length === 1 ? q(vrs[0]!) : `[${vrs.map(q).join(', ')}]`;
-}
-
 /*
  * ROWS_AS_FUNCTIONS: the tables are written as functions returning their rows, not as constants: a
  * constant's array literal is compiled and built when the module loads, about 20 ms of every command's
@@ -583,8 +579,7 @@ const ELEMENT_ROWS = String.raw\`[
   out.push(
     fixed
       .map(
-        (e) =>
-          `[${jhex(e.tag)},${jvr(e.vrs)},${j(e.vm)},${j(e.name)},${j(e.keyword)},${e.retired ? 1 : 0}]`,
+        (e) => `[${jhex(e.tag)},${jvr(e.vrs)},${j(e.vm)},${j(e.name)},${j(e.keyword)},${e.retired ? 1 : 0}]`,
       )
       .join(',\n'),
   );
