@@ -340,6 +340,29 @@ describe('disk full', () => {
     }
   });
 
+  test('inlineWrites: chunks written in one turn of the event loop go out in one writevSync', async () => {
+    // A socket's reads in one poll of the event loop each run their callback and its microtasks; the
+    // writes they queue are taken together once the turn's I/O is done (setImmediate).
+    const inline = new FsBlobStore(join(root, `store-${++n}`), { fsync: false, inlineWrites: true });
+    const w = await inline.create();
+    const writevSync = mock.method(fs, 'writevSync');
+    try {
+      const data = randomBytes(8 * 65536);
+      const queued: Promise<void>[] = [];
+      for (let i = 0; i < 8; i++) {
+        queued.push(w.write(data.subarray(i * 65536, (i + 1) * 65536)));
+        await Promise.resolve(); // the microtasks that run between two read callbacks
+      }
+      await Promise.all(queued);
+      assert.equal(writevSync.mock.callCount(), 1);
+      assert.equal(writevSync.mock.calls[0]!.arguments[1].length, 8);
+      await w.commit(blobKeyFor('1.3.12'));
+      assert.ok((await collect(inline.read(blobKeyFor('1.3.12')))).equals(data));
+    } finally {
+      writevSync.mock.restore();
+    }
+  });
+
   test('without fsync a folder of its own publishes with an inline rename; a shared one does not', async () => {
     const store = new FsBlobStore(join(root, `store-${++n}`), { fsync: false });
     assert.equal(store.inlineRename, true);
