@@ -28,9 +28,9 @@
  *     --fork` (so the SCP does not serialize them) and also to the single-process storescp.
  *
  * A run = a fresh server on a free port with a fresh receive folder, sent (untimed) a process warm-up of
- * 100 large / 500 small instances with UIDs of their own by one storescu (tessera receive --workers P: P storescu, one per worker) (every SCP alike: a server runs
- * for days, and its code and caches are warm by then; Tessera's JIT-compiled code is ~20-40% faster
- * than on its first instances), then the SCU(s) spawned, timed from the first spawn to the last exit,
+ * 1000 large / 2000 small instances with UIDs of their own by one storescu (tessera receive --workers P:
+ * P storescu, one per worker) (every SCP alike: a server runs for days, and its code and caches are warm
+ * by then; see PROCESS_WARM_UP), then the SCU(s) spawned, timed from the first spawn to the last exit,
  * then the received instances counted (warm-up included) (storescp: files; Tessera: blob files
  * and index rows; Orthanc: its REST /statistics and its storage files; fewer than sent = a failed run,
  * printed loudly), the server's peak RSS (VmHWM) and CPU time read from /proc, the server stopped, the
@@ -163,8 +163,14 @@ const SETS: Record<SetName, SetSpec> = {
 /**
  * Instances each server gets, untimed, right after it starts and before the timed run (its own files,
  * UIDs of their own): a server runs for days, and this is what it has compiled and cached by then.
+ * V8 optimizes a function once it has run ~200 KB of its bytecode (interrupt budget x ticks), so the
+ * functions run once per instance (command decoding, the File Meta, the reply) are optimized only after
+ * some thousand instances. With the former 100 large instances, `--trace-opt` showed 104 functions of
+ * `tessera receive` being optimized during the timed 1000; receive did 780-878 inst/s after 100,
+ * 968-1028 after 500 or 1000 and 1105-1126 after 2000, storescp 776-1212 throughout (tmp runs, same
+ * files and disk). 1000 keeps the bench's length reasonable.
  */
-const PROCESS_WARM_UP: Record<SetName, number> = { large: 100, small: 500 };
+const PROCESS_WARM_UP: Record<SetName, number> = { large: 1000, small: 2000 };
 
 /** The set of a set's process warm-up files: the same instances with UIDs of their own. */
 function warmSpec(spec: SetSpec): SetSpec {
