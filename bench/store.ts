@@ -28,7 +28,7 @@
  *     --fork` (so the SCP does not serialize them) and also to the single-process storescp.
  *
  * A run = a fresh server on a free port with a fresh receive folder, sent (untimed) a process warm-up of
- * 1000 large / 2000 small instances with UIDs of their own by one storescu (tessera receive --workers P:
+ * 500 large / 2000 small instances with UIDs of their own by one storescu (tessera receive --workers P:
  * P storescu, one per worker) (every SCP alike: a server runs for days, and its code and caches are warm
  * by then; see PROCESS_WARM_UP), then the SCU(s) spawned, timed from the first spawn to the last exit,
  * then the received instances counted (warm-up included) (storescp: files; Tessera: blob files
@@ -168,9 +168,10 @@ const SETS: Record<SetName, SetSpec> = {
  * some thousand instances. With the former 100 large instances, `--trace-opt` showed 104 functions of
  * `tessera receive` being optimized during the timed 1000; receive did 780-878 inst/s after 100,
  * 968-1028 after 500 or 1000 and 1105-1126 after 2000, storescp 776-1212 throughout (tmp runs, same
- * files and disk). 1000 keeps the bench's length reasonable.
+ * files and disk). 500 large instances (0.25 GB per run, kept until the end with the run's other files:
+ * see the README on deleting) is where the gain was reached in these runs.
  */
-const PROCESS_WARM_UP: Record<SetName, number> = { large: 1000, small: 2000 };
+const PROCESS_WARM_UP: Record<SetName, number> = { large: 500, small: 2000 };
 
 /** The set of a set's process warm-up files: the same instances with UIDs of their own. */
 function warmSpec(spec: SetSpec): SetSpec {
