@@ -29,7 +29,7 @@
  *
  * A run = a fresh server on a free port with a fresh receive folder, sent (untimed) a process warm-up of
  * 500 large / 2000 small instances with UIDs of their own by one storescu (tessera receive --workers P:
- * P storescu, one per worker) (every SCP alike: a server runs for days, and its code and caches are warm
+ * P storescu, one per worker process, each with as many instances of its own) (every SCP alike: a server runs for days, and its code and caches are warm
  * by then; see PROCESS_WARM_UP), then the SCU(s) spawned, timed from the first spawn to the last exit,
  * then the received instances counted (warm-up included) (storescp: files; Tessera: blob files
  * and index rows; Orthanc: its REST /statistics and its storage files; fewer than sent = a failed run,
@@ -1138,7 +1138,13 @@ async function runOnce(
   files: FileSet,
   paths: readonly string[] = files.paths,
 ): Promise<RunResult> {
-  const warm = files.warm ?? [];
+  // Each server process gets PROCESS_WARM_UP instances: tessera receive --workers P has P processes,
+  // so P times as many, distinct ones (files written over would be deletions, which slow this disk).
+  const perProcess = Math.min(PROCESS_WARM_UP[c.set], files.warm?.length ?? 0);
+  const warm = (files.warm ?? []).slice(
+    0,
+    c.scp === 'tessera-receive' ? perProcess * c.associations : perProcess,
+  );
   const seq = ++runSeq;
   const slug = `${String(seq).padStart(3, '0')}-${c.id.replace(/[^a-z0-9]+/gi, '-')}`;
   const dir = path.join(RUNS_DIR, slug);
@@ -1169,7 +1175,8 @@ async function runOnce(
       if (isTessera(c.scp)) serverStartRssKiB = procStatusKiB(server.pid, 'VmRSS');
       if (warm.length) {
         // tessera receive --workers P: one association per worker, so that each process is warmed up
-        // (the cluster hands the connections out in turn). Every other server: one association.
+        // (the cluster hands the connections out in turn), each with PROCESS_WARM_UP instances of its
+        // own. Every other server: one association.
         const warmers = startScus(
           { ...c, scu: 'storescu', associations: c.scp === 'tessera-receive' ? c.associations : 1 },
           port,
@@ -1561,7 +1568,8 @@ async function main(): Promise<void> {
   const fileSets = new Map<SetName, FileSet>();
   for (const s of args.sets) {
     const set = ensureFiles(SETS[s], counts[s]);
-    set.warm = ensureFiles(warmSpec(SETS[s]), PROCESS_WARM_UP[s]).paths;
+    // Enough for tessera receive --workers P (see runOnce); the other servers take the first ones.
+    set.warm = ensureFiles(warmSpec(SETS[s]), PROCESS_WARM_UP[s] * args.parallel).paths;
     fileSets.set(s, set);
   }
   for (const f of fileSets.values()) await warmPageCache([...f.paths, ...(f.warm ?? [])]);
