@@ -29,8 +29,9 @@
  *
  * A run = a fresh server on a free port with a fresh receive folder, sent (untimed) a process warm-up of
  * 500 large / 2000 small instances with UIDs of their own by one storescu (tessera receive --workers P:
- * P storescu, one per worker process, each with as many instances of its own) (every SCP alike: a server runs for days, and its code and caches are warm
- * by then; see PROCESS_WARM_UP), then the SCU(s) spawned, timed from the first spawn to the last exit,
+ * P storescu, one per worker process, each with as many instances of its own) (every SCP alike: a
+ * server runs for days, and its code and caches are warm by then; see PROCESS_WARM_UP), then the
+ * SCU(s) spawned, timed from the first spawn to the last exit,
  * then the received instances counted (warm-up included) (storescp: files; Tessera: blob files
  * and index rows; Orthanc: its REST /statistics and its storage files; fewer than sent = a failed run,
  * printed loudly), the server's peak RSS (VmHWM) and CPU time read from /proc, the server stopped, the
