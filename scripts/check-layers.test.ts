@@ -47,7 +47,7 @@ test('an upward import (codec -> ul) fails', () => {
 
 test('cli -> archive fails, and a deep upward import reports both reasons on one line', () => {
   assert.deepEqual(check({ 'src/cli/serve.ts': "import type { BlobStore } from '../archive/index.ts';" }), [
-    'src/cli/serve.ts: imports src/archive/index.ts — cli may not import archive (allowed: server, dimse, client, codec, dictionary, core)',
+    'src/cli/serve.ts: imports src/archive/index.ts — cli may not import archive (allowed: server, scp, dimse, client, codec, dictionary, core)',
   ]);
   assert.deepEqual(check({ 'src/core/a.ts': "const m = await import('../codec/part10.ts');" }), [
     'src/core/a.ts: imports src/codec/part10.ts — core may not import codec (allowed: nothing); deep import: use src/codec/index.ts',

@@ -24,8 +24,9 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   dimse: ['ul', 'codec', 'dictionary', 'core'],
   web: ['dicomweb', 'archive', 'codec', 'dictionary', 'core'],
   client: ['dicomweb', 'codec', 'dictionary', 'core'],
-  server: ['web', 'client', 'dimse', 'dicomweb', 'archive', 'ul', 'codec', 'dictionary', 'core'],
-  cli: ['server', 'dimse', 'client', 'codec', 'dictionary', 'core'],
+  scp: ['dimse', 'archive', 'ul', 'codec', 'dictionary', 'core'],
+  server: ['scp', 'web', 'client', 'dimse', 'dicomweb', 'archive', 'ul', 'codec', 'dictionary', 'core'],
+  cli: ['server', 'scp', 'dimse', 'client', 'codec', 'dictionary', 'core'],
 };
 
 export interface Violation {

@@ -405,7 +405,7 @@ export function registerQrCommands(program: Command, fail: (err: unknown) => nev
               `${storage.length} storage contexts (--sop-class x --ts) do not fit in one association (at most 127)`,
             );
           // The folder writer lives with the server code; loaded only for this command.
-          const { folderStore } = await import('../server/index.ts');
+          const { folderStore } = await import('../scp/index.ts');
           const write = folderStore(resolve(o.out), { fsync: false });
           let received = 0;
           const onStore = async (rq: IncomingRequest): Promise<HandlerResult> => {

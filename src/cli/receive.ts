@@ -109,7 +109,7 @@ async function receive(p: string, o: ReceiveOptions): Promise<void> {
   process.on('message', (m) => {
     if (m === 'stop') stop();
   });
-  const { folderStore, startDimseServer } = await import('../server/index.ts');
+  const { folderStore, startDimseServer } = await import('../scp/index.ts');
   const write = folderStore(resolve(o.out), { fsync: o.fsync });
   const store = async (rq: IncomingRequest): Promise<HandlerResult> => {
     try {

@@ -5,12 +5,12 @@
  */
 import type { DestinationStream } from 'pino';
 import { startDecodeWorkers } from '../codec/index.ts';
+import { type DimseServer, startDimseServer } from '../scp/index.ts';
 import { createDicomWebApp, DICOMWEB_DEFAULTS } from '../web/index.ts';
 import { type AdminHttp, ArchiveMetrics, startAdminHttp } from './admin-http.ts';
 import { type Archive, archiveStore, openArchive } from './archive-store.ts';
 import { bearerAuth } from './auth.ts';
 import { duplicatePolicyFor, type ServerConfig } from './config.ts';
-import { type DimseServer, startDimseServer } from './dimse-server.ts';
 import { createLogger, type Logger, subscribeLogs } from './logging.ts';
 import { qrHandlers } from './qr-scp.ts';
 

@@ -1,6 +1,13 @@
 /** Moving an archive between adapters (`tessera migrate`). */
 export { type MigrateProgress, migrateArchive } from '../archive/index.ts';
 export {
+  type DimseServer,
+  type DimseServerOptions,
+  folderStore,
+  INCOMING_PREFIX,
+  startDimseServer,
+} from '../scp/index.ts';
+export {
   type AdminHttp,
   type AdminHttpOptions,
   ArchiveMetrics,
@@ -34,7 +41,5 @@ export {
   type ServerConfig,
   type ServerConfigInput,
 } from './config.ts';
-export { type DimseServer, type DimseServerOptions, startDimseServer } from './dimse-server.ts';
-export { folderStore, INCOMING_PREFIX } from './folder-store.ts';
 export { CHANNELS, createLogger, hexStatus, type Logger, subscribeLogs } from './logging.ts';
 export { type Peer, QR_SCP_DEFAULTS, type QrScpOptions, qrHandlers } from './qr-scp.ts';

@@ -24,9 +24,9 @@ import {
 } from '../../test/helpers/interop.ts';
 import { type Dataset, readPart10 } from '../codec/index.ts';
 import { Dimse, find, identifierOf, move, qrContexts } from '../dimse/index.ts';
+import { type DimseServer, startDimseServer } from '../scp/index.ts';
 import { type RunningArchive, startArchive } from './archive-server.ts';
 import { parseConfig } from './config.ts';
-import { type DimseServer, startDimseServer } from './dimse-server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DATA = fileURLToPath(new URL('../../../shared/data/dicom/', import.meta.url));

@@ -41,8 +41,7 @@ import {
   storeFiles,
 } from '../dimse/index.ts';
 import { listen, UL_DEFAULTS } from '../ul/index.ts';
-import { type DimseServer, startDimseServer } from './dimse-server.ts';
-import { INCOMING_PREFIX } from './folder-store.ts';
+import { type DimseServer, INCOMING_PREFIX, startDimseServer } from './index.ts';
 
 /** A short ARTIM for the test server, so connections it aborts close quickly (default 30 s). */
 const ARTIM_MS = 2000;
