@@ -521,6 +521,29 @@ describe('Tessera SCU against Tessera SCP: asynchronous operations window', () =
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
+  /** storeFiles with `window` to the server on `port`: every status Success, every data set intact. */
+  async function storeAndVerify(
+    sent: readonly Generated[],
+    port: number,
+    storeDir: string,
+    window: number,
+  ): Promise<void> {
+    const items = await Promise.all(sent.map((f) => describeFile(f.path)));
+    const outcomes = await storeFiles(items, {
+      host: '127.0.0.1',
+      port,
+      callingAETitle: 'SCU',
+      calledAETitle: AE,
+      window,
+    });
+    assert.equal(outcomes.length, sent.length);
+    for (const o of outcomes) assert.equal(o.status, STATUS.Success, `${o.item.path}: ${o.error}`);
+    for (const f of sent) {
+      const path = join(storeDir, `${f.sopInstanceUid}.dcm`);
+      assert.equal((await datasetSha256(path)).sha256, f.datasetSha256, `window ${window}: ${f.path}`);
+    }
+  }
+
   test('storeFiles window 8 to startDimseServer (maxOpsPerformed 16): 50 instances stored intact', {
     timeout: 60_000,
   }, async () => {
@@ -533,22 +556,7 @@ describe('Tessera SCU against Tessera SCP: asynchronous operations window', () =
       maxOpsPerformed: 16,
     });
     try {
-      const items = await Promise.all(files.map((f) => describeFile(f.path)));
-      const outcomes = await storeFiles(items, {
-        host: '127.0.0.1',
-        port: server.port,
-        callingAETitle: 'SCU',
-        calledAETitle: AE,
-        window: 8,
-      });
-      assert.equal(outcomes.length, 50);
-      for (const o of outcomes) assert.equal(o.status, STATUS.Success, `${o.item.path}: ${o.error}`);
-      for (const f of files) {
-        assert.equal(
-          (await datasetSha256(join(storeDir, `${f.sopInstanceUid}.dcm`))).sha256,
-          f.datasetSha256,
-        );
-      }
+      await storeAndVerify(files, server.port, storeDir, 8);
     } finally {
       await server.close(2000);
     }
@@ -571,20 +579,8 @@ describe('Tessera SCU against Tessera SCP: asynchronous operations window', () =
     const server = await startDimseServer({ host: '127.0.0.1', port: 0, aeTitle: AE, storeDir });
     try {
       for (const window of [1, 4]) {
-        const items = await Promise.all(mixed.map((f) => describeFile(f.path)));
-        const outcomes = await storeFiles(items, {
-          host: '127.0.0.1',
-          port: server.port,
-          callingAETitle: 'SCU',
-          calledAETitle: AE,
-          window,
-        });
-        for (const o of outcomes) assert.equal(o.status, STATUS.Success, `${o.item.path}: ${o.error}`);
-        for (const f of mixed) {
-          const path = join(storeDir, `${f.sopInstanceUid}.dcm`);
-          assert.equal((await datasetSha256(path)).sha256, f.datasetSha256, `window ${window}: ${f.path}`);
-          await rm(path);
-        }
+        await storeAndVerify(mixed, server.port, storeDir, window);
+        for (const f of mixed) await rm(join(storeDir, `${f.sopInstanceUid}.dcm`));
       }
     } finally {
       await server.close(2000);
