@@ -194,6 +194,8 @@ interface Args {
   /** Sets on which `tessera store` is compared with storescu (d). */
   scuSets: SetName[];
   orthanc: boolean;
+  /** Also run the Node.js floor SCP and SCU (bench/floor), on the SCU sets. */
+  floor: boolean;
   keepReceived: boolean;
 }
 
@@ -218,6 +220,7 @@ function parseArgs(argv: readonly string[]): Args {
     parallel: 4,
     scuSets: ['large'],
     orthanc: true,
+    floor: true,
     keepReceived: false,
   };
   readFlags(argv, (flag, { value, int }) => {
@@ -243,6 +246,9 @@ function parseArgs(argv: readonly string[]): Args {
       case '--no-orthanc':
         args.orthanc = false;
         break;
+      case '--no-floor':
+        args.floor = false;
+        break;
       case '--keep-received':
         args.keepReceived = true;
         break;
@@ -250,10 +256,11 @@ function parseArgs(argv: readonly string[]): Args {
       case '-h':
         console.log(
           'usage: tsx bench/store.ts [--sets large,small] [--files N=1000] [--small-files M=10000] ' +
-            '[--rounds R=3] [--parallel P=4] [--scu-sets large|large,small|none] [--no-orthanc] [--keep-received]\n' +
+            '[--rounds R=3] [--parallel P=4] [--scu-sets large|large,small|none] [--no-orthanc] [--no-floor] [--keep-received]\n' +
             '  --files: instances of the large set (0.5 MiB); --small-files: of the small set (~8 KiB)\n' +
             '  --scu-sets: the sets on which tessera store is compared with storescu (default large)\n' +
-            '  --no-orthanc: leave Orthanc out (its targets are then not checked)',
+            '  --no-orthanc: leave Orthanc out (its targets are then not checked)\n' +
+            '  --no-floor: leave out the Node.js floor SCP and SCU (bench/floor), run on the --scu-sets',
         );
         process.exit(0);
         break;
@@ -761,21 +768,21 @@ function childPids(pid: number): number[] {
 }
 
 /**
- * CPU seconds used so far by a server: its own, its waited-for children's and, for `tessera receive`,
- * whose work is in long-lived worker processes, those of its live children too.
+ * CPU seconds used so far by a server: its own, its waited-for children's and, for `tessera receive`
+ * and the floor, whose work is in long-lived worker processes, those of its live children too.
  */
 function serverCpuSeconds(kind: ScpKind, pid: number): number | undefined {
   const own = procCpu(pid);
   if (!own) return undefined;
   let total = own.own + own.children;
-  if (kind === 'tessera-receive') for (const child of childPids(pid)) total += procCpu(child)?.own ?? 0;
+  if (isMultiProcess(kind)) for (const child of childPids(pid)) total += procCpu(child)?.own ?? 0;
   return total;
 }
 
-/** A server's peak RSS: the process's, or for `tessera receive` the sum over it and its workers. */
+/** A server's peak RSS: the process's, or for `tessera receive` (and the floor) the sum over it and its workers. */
 function serverPeakRss(kind: ScpKind, pid: number): number | undefined {
   const own = procStatusKiB(pid, 'VmHWM');
-  if (own === undefined || kind !== 'tessera-receive') return own;
+  if (own === undefined || !isMultiProcess(kind)) return own;
   return childPids(pid).reduce((sum, child) => sum + (procStatusKiB(child, 'VmHWM') ?? 0), own);
 }
 
@@ -871,11 +878,28 @@ function dropFromPageCache(dir: string): void {
 // ---------------------------------------------------------------------------------------------------
 // Runs
 
-type ScpKind = 'tessera' | 'tessera-nofsync' | 'tessera-receive' | 'storescp' | 'storescp-fork' | 'orthanc';
+type ScpKind =
+  | 'tessera'
+  | 'tessera-nofsync'
+  | 'tessera-receive'
+  | 'storescp'
+  | 'storescp-fork'
+  | 'orthanc'
+  | 'node-floor';
 
 /** `tessera serve`, durable (the default) or with --no-fsync (storescp's durability). */
 const isTessera = (kind: ScpKind): boolean => kind === 'tessera' || kind === 'tessera-nofsync';
-type ScuKind = 'storescu' | 'tessera';
+type ScuKind = 'storescu' | 'tessera' | 'node-floor';
+
+/**
+ * Servers whose work is in P long-lived processes with P associations (`--workers P`, node:cluster):
+ * each is warmed up, counted in CPU and memory, as a process of its own.
+ */
+const isMultiProcess = (kind: ScpKind): boolean => kind === 'tessera-receive' || kind === 'node-floor';
+
+/** The Node.js floor (bench/floor): the least a Node.js SCP or SCU does, none of Tessera's code. */
+const FLOOR_SCP = fileURLToPath(new URL('./floor/scp.mjs', import.meta.url));
+const FLOOR_SCU = fileURLToPath(new URL('./floor/scu.mjs', import.meta.url));
 
 interface Config {
   readonly id: string;
@@ -892,6 +916,7 @@ const SCP_LABEL: Record<ScpKind, string> = {
   storescp: 'storescp',
   'storescp-fork': 'storescp --fork',
   orthanc: 'Orthanc',
+  'node-floor': 'Node.js floor SCP [P workers]',
 };
 
 const CALLED_AE: Record<ScpKind, string> = {
@@ -901,6 +926,7 @@ const CALLED_AE: Record<ScpKind, string> = {
   storescp: 'STORESCP',
   'storescp-fork': 'STORESCP',
   orthanc: 'ORTHANC',
+  'node-floor': 'FLOOR',
 };
 
 function label(c: Config): string {
@@ -909,9 +935,11 @@ function label(c: Config): string {
       ? c.associations > 1
         ? `storescu x${c.associations}`
         : 'storescu'
-      : c.associations > 1
-        ? `tessera store --parallel ${c.associations}`
-        : 'tessera store';
+      : c.scu === 'node-floor'
+        ? `Node.js floor SCU${c.associations > 1 ? ` x${c.associations}` : ''}`
+        : c.associations > 1
+          ? `tessera store --parallel ${c.associations}`
+          : 'tessera store';
   return `${scu} -> ${SCP_LABEL[c.scp]}`;
 }
 
@@ -933,6 +961,11 @@ function configs(args: Args): Config[] {
     add('storescu', 'storescp', 1);
     if (args.orthanc) add('storescu', 'orthanc', 1);
     if (scu) add('tessera', 'storescp', 1);
+    const floor = scu && args.floor;
+    if (floor) {
+      add('storescu', 'node-floor', 1);
+      add('node-floor', 'storescp', 1);
+    }
     if (P > 1) {
       add('storescu', 'tessera', P);
       add('storescu', 'tessera-nofsync', P);
@@ -943,6 +976,10 @@ function configs(args: Args): Config[] {
       if (scu) {
         add('tessera', 'storescp-fork', P);
         add('tessera', 'storescp', P);
+      }
+      if (floor) {
+        add('storescu', 'node-floor', P);
+        add('node-floor', 'storescp-fork', P);
       }
     }
   }
@@ -1040,6 +1077,10 @@ function startServer(
       { group: true },
     );
   }
+  if (kind === 'node-floor') {
+    // As tessera receive: with P associations, P processes.
+    return launch(process.execPath, [FLOOR_SCP, dir, String(port), String(associations)], { group: true });
+  }
   if (kind === 'orthanc') {
     if (httpPort === undefined) throw new Error('Orthanc needs an HTTP port');
     return launch(ORTHANC, [orthancConfig(dir, port, httpPort)], { group: true });
@@ -1066,6 +1107,13 @@ function share(paths: readonly string[], k: number, n: number): string[] {
 
 function startScus(c: Config, port: number, paths: readonly string[], timeoutS: number): Proc[] {
   const aec = CALLED_AE[c.scp];
+  if (c.scu === 'node-floor') {
+    return Array.from({ length: c.associations }, (_, k) =>
+      launch(process.execPath, [FLOOR_SCU, aec, HOST, String(port), ...share(paths, k, c.associations)], {
+        group: false,
+      }),
+    );
+  }
   if (c.scu === 'storescu') {
     return Array.from({ length: c.associations }, (_, k) =>
       launch(
@@ -1142,10 +1190,7 @@ async function runOnce(
   // Each server process gets PROCESS_WARM_UP instances: tessera receive --workers P has P processes,
   // so P times as many, distinct ones (files written over would be deletions, which slow this disk).
   const perProcess = Math.min(PROCESS_WARM_UP[c.set], files.warm?.length ?? 0);
-  const warm = (files.warm ?? []).slice(
-    0,
-    c.scp === 'tessera-receive' ? perProcess * c.associations : perProcess,
-  );
+  const warm = (files.warm ?? []).slice(0, isMultiProcess(c.scp) ? perProcess * c.associations : perProcess);
   const seq = ++runSeq;
   const slug = `${String(seq).padStart(3, '0')}-${c.id.replace(/[^a-z0-9]+/gi, '-')}`;
   const dir = path.join(RUNS_DIR, slug);
@@ -1179,7 +1224,7 @@ async function runOnce(
         // (the cluster hands the connections out in turn), each with PROCESS_WARM_UP instances of its
         // own. Every other server: one association.
         const warmers = startScus(
-          { ...c, scu: 'storescu', associations: c.scp === 'tessera-receive' ? c.associations : 1 },
+          { ...c, scu: 'storescu', associations: isMultiProcess(c.scp) ? c.associations : 1 },
           port,
           warm,
           Math.ceil(timeoutMs / 1000),
@@ -1421,6 +1466,73 @@ function comparisons(args: Args, cfgs: readonly Config[]): Comparison[] {
       TARGET_RATIO,
       vsStorescp,
     );
+    // The Node.js floor (bench/floor): information, not targets.
+    add(
+      'floorReceive1',
+      'tessera receive / Node.js floor SCP, 1 association (storescu)',
+      id('storescu', 'tessera-receive', 1),
+      id('storescu', 'node-floor', 1),
+      TARGET_RATIO,
+      false,
+    );
+    add(
+      'floorScp1',
+      'Node.js floor SCP / storescp, 1 association (storescu)',
+      id('storescu', 'node-floor', 1),
+      id('storescu', 'storescp', 1),
+      TARGET_RATIO,
+      false,
+    );
+    add(
+      'floorStore1',
+      'tessera store / Node.js floor SCU, 1 association (-> storescp)',
+      id('tessera', 'storescp', 1),
+      id('node-floor', 'storescp', 1),
+      TARGET_RATIO,
+      false,
+    );
+    add(
+      'floorScu1',
+      'Node.js floor SCU / storescu, 1 association (-> storescp)',
+      id('node-floor', 'storescp', 1),
+      id('storescu', 'storescp', 1),
+      TARGET_RATIO,
+      false,
+    );
+    if (P > 1) {
+      add(
+        `floorReceive${P}`,
+        `tessera receive --workers ${P} / Node.js floor SCP with ${P} workers, ${P} associations (storescu x${P})`,
+        id('storescu', 'tessera-receive', P),
+        id('storescu', 'node-floor', P),
+        TARGET_RATIO,
+        false,
+      );
+      add(
+        `floorScp${P}Fork`,
+        `Node.js floor SCP with ${P} workers / storescp --fork, ${P} associations (storescu x${P})`,
+        id('storescu', 'node-floor', P),
+        id('storescu', 'storescp-fork', P),
+        TARGET_RATIO,
+        false,
+      );
+      add(
+        `floorStore${P}`,
+        `tessera store --parallel ${P} / Node.js floor SCU x${P} (-> storescp --fork)`,
+        id('tessera', 'storescp-fork', P),
+        id('node-floor', 'storescp-fork', P),
+        TARGET_RATIO,
+        false,
+      );
+      add(
+        `floorScu${P}Fork`,
+        `Node.js floor SCU x${P} / storescu x${P} (-> storescp --fork)`,
+        id('node-floor', 'storescp-fork', P),
+        id('storescu', 'storescp-fork', P),
+        TARGET_RATIO,
+        false,
+      );
+    }
     if (P > 1)
       add(
         `receive${P}Fork`,
@@ -1697,6 +1809,18 @@ async function main(): Promise<void> {
       for (const [a, b] of pairs) {
         row(a, r(a, b));
         row(b);
+      }
+    }
+    if (args.scuSets.includes(set) && args.floor) {
+      // How far Tessera is from the least any Node.js process does (bench/floor), and where that is.
+      table.push(header('Node.js floor (bench/floor)', 'floor / DCMTK', 'tessera / floor'));
+      for (const k of P > 1 ? [1, P] : [1]) {
+        const dcmtkScp = id('storescu', k > 1 ? 'storescp-fork' : 'storescp', k);
+        const floorScp = id('storescu', 'node-floor', k);
+        row(floorScp, r(floorScp, dcmtkScp), r(id('storescu', 'tessera-receive', k), floorScp));
+        const scp = k > 1 ? 'storescp-fork' : 'storescp';
+        const floorScu = id('node-floor', scp, k);
+        row(floorScu, r(floorScu, id('storescu', scp, k)), r(id('tessera', scp, k), floorScu));
       }
     }
     table.push('');
