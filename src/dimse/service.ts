@@ -176,8 +176,15 @@ export class Dimse {
     context: AcceptedContext,
     sop: { readonly sopClassUid: string; readonly sopInstanceUid: string },
     data: DataSource,
-    options: { priority?: number; moveOriginatorAETitle?: string; moveOriginatorMessageId?: number } = {},
+    options: {
+      priority?: number;
+      moveOriginatorAETitle?: string;
+      moveOriginatorMessageId?: number;
+      /** Called once the request (data set included) has been handed to the transport. */
+      onSent?: () => void;
+    } = {},
   ): Promise<Response> {
+    const onSent = options.onSent;
     return this.request(
       context,
       {
@@ -194,6 +201,7 @@ export class Dimse {
           : { moveOriginatorMessageId: options.moveOriginatorMessageId }),
       },
       data,
+      onSent ? { onSent: () => onSent() } : {},
     );
   }
 
