@@ -9,31 +9,26 @@
 import cluster from 'node:cluster';
 import { closeSync, openSync, renameSync, writevSync } from 'node:fs';
 import { createServer } from 'node:net';
+import {
+  applicationContext,
+  EXPLICIT_LE,
+  element,
+  even,
+  item,
+  pData,
+  pdu,
+  text,
+  u16le,
+  u32le,
+  userInformation,
+} from './bytes.mjs';
 
 const [dir, port, workersArg] = process.argv.slice(2);
 const workers = Number(workersArg ?? 1);
-const EXPLICIT_LE = '1.2.840.10008.1.2.1';
-
-const u16be = (v) => Buffer.from([v >> 8, v & 0xff]);
-const u16le = (v) => Buffer.from([v & 0xff, v >> 8]);
-const u32be = (v) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v);
-  return b;
-};
-const u32le = (v) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v);
-  return b;
-};
-const even = (s) => Buffer.from(s.length % 2 ? `${s}\0` : s, 'latin1');
-const text = (b) => b.toString('latin1').replace(/[\0 ]+$/, '');
-const item = (type, body) => Buffer.concat([Buffer.from([type, 0]), u16be(body.length), body]);
-const pdu = (type, body) => Buffer.concat([Buffer.from([type, 0]), u32be(body.length), body]);
 
 /** A-ASSOCIATE-AC for an A-ASSOCIATE-RQ's body: every context accepted (its syntax put in `chosen`). */
 function associateAc(rq, chosen) {
-  const items = [item(0x10, Buffer.from('1.2.840.10008.3.1.1.1'))];
+  const items = [applicationContext()];
   for (let p = 68; p + 4 <= rq.length; ) {
     const type = rq[p];
     const length = rq.readUInt16BE(p + 2);
@@ -50,19 +45,13 @@ function associateAc(rq, chosen) {
     }
     p += 4 + length;
   }
-  items.push(
-    item(
-      0x50,
-      Buffer.concat([item(0x51, u32be(116_794)), item(0x52, Buffer.from('1.2.826.0.1.3680043.9.7'))]),
-    ),
-  );
+  items.push(userInformation());
   return pdu(0x02, Buffer.concat([rq.subarray(0, 68), ...items]));
 }
 
-/** An element of a command set or File Meta (Implicit VR LE, or Explicit VR LE when `vr` is given). */
-function element(group, elem, value, vr) {
-  const tag = Buffer.concat([u16le(group), u16le(elem)]);
-  if (!vr) return Buffer.concat([tag, u32le(value.length), value]);
+/** A File Meta element (Explicit VR Little Endian). */
+function metaElement(elem, value, vr) {
+  const tag = Buffer.concat([u16le(2), u16le(elem)]);
   if (vr === 'OB') return Buffer.concat([tag, Buffer.from('OB\0\0'), u32le(value.length), value]);
   return Buffer.concat([tag, Buffer.from(vr), u16le(value.length), value]);
 }
@@ -70,16 +59,16 @@ function element(group, elem, value, vr) {
 /** Preamble, DICM and group 0002, as storescp writes them. */
 function fileMeta(sopClass, sopInstance, syntax) {
   const body = Buffer.concat([
-    element(2, 0x0001, Buffer.from([0, 1]), 'OB'),
-    element(2, 0x0002, even(sopClass), 'UI'),
-    element(2, 0x0003, even(sopInstance), 'UI'),
-    element(2, 0x0010, even(syntax), 'UI'),
-    element(2, 0x0012, even('1.2.826.0.1.3680043.9.7'), 'UI'),
+    metaElement(0x0001, Buffer.from([0, 1]), 'OB'),
+    metaElement(0x0002, even(sopClass), 'UI'),
+    metaElement(0x0003, even(sopInstance), 'UI'),
+    metaElement(0x0010, even(syntax), 'UI'),
+    metaElement(0x0012, even('1.2.826.0.1.3680043.9.7'), 'UI'),
   ]);
   return Buffer.concat([
     Buffer.alloc(128),
     Buffer.from('DICM'),
-    element(2, 0, u32le(body.length), 'UL'),
+    metaElement(0, u32le(body.length), 'UL'),
     body,
   ]);
 }
@@ -95,7 +84,7 @@ function storeRsp(contextId, command) {
     element(0, 0x1000, even(command.sopInstance)),
   ]);
   const set = Buffer.concat([element(0, 0, u32le(fields.length)), fields]);
-  return pdu(0x04, Buffer.concat([u32be(set.length + 2), Buffer.from([contextId, 0x03]), set]));
+  return pData(contextId, 0x03, set);
 }
 
 function parseCommand(set) {

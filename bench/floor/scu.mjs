@@ -8,27 +8,21 @@
 //   node bench/floor/scu.mjs AE_TITLE HOST PORT FILE...
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { connect } from 'node:net';
+import {
+  applicationContext,
+  EXPLICIT_LE,
+  element,
+  even,
+  item,
+  pData,
+  pDataHead,
+  pdu,
+  u16le,
+  u32le,
+  userInformation,
+} from './bytes.mjs';
 
 const [calledAe, host, port, ...paths] = process.argv.slice(2);
-const EXPLICIT_LE = '1.2.840.10008.1.2.1';
-
-const u16be = (v) => Buffer.from([v >> 8, v & 0xff]);
-const u16le = (v) => Buffer.from([v & 0xff, v >> 8]);
-const u32be = (v) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v);
-  return b;
-};
-const u32le = (v) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v);
-  return b;
-};
-const even = (s) => Buffer.from(s.length % 2 ? `${s}\0` : s, 'latin1');
-const item = (type, body) => Buffer.concat([Buffer.from([type, 0]), u16be(body.length), body]);
-const pdu = (type, body) => Buffer.concat([Buffer.from([type, 0]), u32be(body.length), body]);
-const element = (group, elem, value) =>
-  Buffer.concat([u16le(group), u16le(elem), u32le(value.length), value]);
 
 function fail(message) {
   process.stderr.write(`floor scu: ${message}\n`);
@@ -113,14 +107,8 @@ const contexts = classes.map((c) =>
     ]),
   ),
 );
-const user = item(
-  0x50,
-  Buffer.concat([item(0x51, u32be(116_794)), item(0x52, Buffer.from('1.2.826.0.1.3680043.9.7'))]),
-);
 let answer = nextPdu();
-socket.write(
-  pdu(0x01, Buffer.concat([head, item(0x10, Buffer.from('1.2.840.10008.3.1.1.1')), ...contexts, user])),
-);
+socket.write(pdu(0x01, Buffer.concat([head, applicationContext(), ...contexts, userInformation()])));
 const ac = await answer;
 if (ac[0] !== 0x02) fail(`association not accepted (PDU type ${ac[0]})`);
 let peerMax = 0;
@@ -146,19 +134,11 @@ for (let i = 0; i < paths.length; i++) {
     element(0, 0x1000, even(file.sopInstance)),
   ]);
   const command = Buffer.concat([element(0, 0, u32le(fields.length)), fields]);
-  const parts = [
-    pdu(0x04, Buffer.concat([u32be(command.length + 2), Buffer.from([contextId, 0x03]), command])),
-  ];
+  const parts = [pData(contextId, 0x03, command)];
   for (let at = 0; at < file.data.length; at += maxPdv) {
     const fragment = file.data.subarray(at, Math.min(file.data.length, at + maxPdv));
-    const last = at + maxPdv >= file.data.length ? 0x02 : 0x00;
     parts.push(
-      Buffer.concat([
-        Buffer.from([4, 0]),
-        u32be(fragment.length + 6),
-        u32be(fragment.length + 2),
-        Buffer.from([contextId, last]),
-      ]),
+      pDataHead(contextId, at + maxPdv >= file.data.length ? 0x02 : 0x00, fragment.length),
       fragment,
     );
   }
