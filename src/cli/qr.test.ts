@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildIdentifier, parseKey } from './qr.ts';
+import { Dataset } from '../codec/index.ts';
+import { buildIdentifier, formatCell, parseKey } from './qr.ts';
 
 test('parseKey: keywords, tags, return keys and errors naming the key', () => {
   assert.deepEqual(parseKey('PatientName=DOE*'), { tag: 0x00100010, vr: 'PN', value: 'DOE*' });
@@ -20,4 +21,17 @@ test('buildIdentifier: level, unique key, defaults, and UTF-8 for non-ASCII valu
   assert.equal(withDefaults.string(0x00080005), 'ISO_IR 192');
   assert.equal(withDefaults.string(0x00100010), 'Müller*');
   assert.ok(withDefaults.has(0x00201208), 'NumberOfStudyRelatedInstances is a default return key');
+});
+
+test('formatCell: a person name in its DICOM form (as findscu shows it), not as JSON; empty values of several as nothing', () => {
+  const ds = new Dataset();
+  ds.setValues(0x00100010, ['SMITH^ANNA'], 'PN');
+  assert.equal(formatCell(ds.values(0x00100010)), 'SMITH^ANNA');
+  ds.setValues(0x00080005, ['ISO_IR 192'], 'CS');
+  ds.setValues(0x00100010, ['Yamada^Tarou=山田^太郎=やまだ^たろう'], 'PN');
+  assert.equal(formatCell(ds.values(0x00100010)), 'Yamada^Tarou=山田^太郎=やまだ^たろう');
+  ds.setValues(0x00080061, ['CT', '', 'MR'], 'CS');
+  assert.equal(formatCell(ds.values(0x00080061)), 'CT\\\\MR');
+  ds.setValues(0x00201208, ['42'], 'IS');
+  assert.equal(formatCell(ds.values(0x00201208)), '42');
 });

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Dataset, datasetToJson } from '../codec/index.ts';
+import { Dataset, datasetToJson, formatPersonName, type Value } from '../codec/index.ts';
 import { isStringVR, parseTag, type VR } from '../core/index.ts';
 import { isStorageSopClass, lookupKeyword, lookupTag, UID, uidName } from '../dictionary/index.ts';
 import {
@@ -140,6 +140,16 @@ function qrOptions(cmd: Command): Command {
     .option('--no-defaults', 'send only the -k keys and the level unique key');
 }
 
+/**
+ * A table cell: the values of an element as findscu shows them, joined by \ (a person name in its
+ * DICOM form, `SMITH^ANNA=...`; an empty value of several as nothing).
+ */
+export function formatCell(values: readonly Value[]): string {
+  return values
+    .map((v) => (v === null ? '' : typeof v === 'object' ? formatPersonName(v) : String(v)))
+    .join('\\');
+}
+
 /** One line per match in columns, the keys as headers (values of several items joined by \). */
 function printTable(rows: readonly Dataset[], tags: readonly number[]): void {
   const headers = tags.map((t) => lookupTag(t)?.keyword ?? `(${t.toString(16).padStart(8, '0')})`);
@@ -149,10 +159,7 @@ function printTable(rows: readonly Dataset[], tags: readonly number[]): void {
       if (!el) return '';
       if (el.kind === 'sequence') return `[${el.items.length} item(s)]`;
       try {
-        return ds
-          .values(t)
-          .map((v) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)))
-          .join('\\');
+        return formatCell(ds.values(t));
       } catch {
         return '?';
       }
