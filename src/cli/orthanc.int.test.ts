@@ -1,8 +1,9 @@
 /**
  * Query/Retrieve between Tessera and a real Orthanc (Debian package `orthanc`, started here with a
  * temporary configuration on free loopback ports): `tessera find` on Orthanc, `tessera move` asking
- * Orthanc to send a study into Tessera, `tessera get` from Orthanc, and Orthanc (as C-FIND / C-MOVE
- * SCU through its REST API) querying Tessera and having Tessera move a study to it.
+ * Orthanc to send a study into Tessera, `tessera move --port` receiving a study itself (from Orthanc
+ * and from Tessera), `tessera get` from Orthanc, and Orthanc (as C-FIND / C-MOVE SCU through its
+ * REST API) querying Tessera and having Tessera move a study to it.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -44,6 +45,8 @@ describe('Tessera and Orthanc: find, move and get both ways', { timeout: 300_000
   let orthancHttp = 0;
   let archive: RunningArchive;
   let tesseraStudy = '';
+  /** Where `tessera move --port` listens, as the AE TMOVE both peers know. */
+  let movePort = 0;
   const generatedShas = new Set<string>();
 
   async function rest(method: 'GET' | 'POST', route: string, body?: unknown): Promise<unknown> {
@@ -65,6 +68,7 @@ describe('Tessera and Orthanc: find, move and get both ways', { timeout: 300_000
     orthancDicom = await freePort();
     orthancHttp = await freePort();
     const tesseraPort = await freePort();
+    movePort = await freePort();
     const config = {
       Name: 'tessera-interop',
       StorageDirectory: join(dir, 'orthanc', 'storage'),
@@ -79,7 +83,10 @@ describe('Tessera and Orthanc: find, move and get both ways', { timeout: 300_000
       DicomAlwaysAllowFind: true,
       DicomAlwaysAllowMove: true,
       DicomAlwaysAllowGet: true,
-      DicomModalities: { TESSERA: ['TESSERA', '127.0.0.1', tesseraPort] },
+      DicomModalities: {
+        TESSERA: ['TESSERA', '127.0.0.1', tesseraPort],
+        TMOVE: ['TMOVE', '127.0.0.1', movePort],
+      },
       Plugins: [],
     };
     await mkdir(join(dir, 'orthanc'));
@@ -91,7 +98,10 @@ describe('Tessera and Orthanc: find, move and get both ways', { timeout: 300_000
         dimsePort: tesseraPort,
         httpPort: 0,
         logLevel: 'warn',
-        peers: { ORTHANC: { host: '127.0.0.1', port: orthancDicom } },
+        peers: {
+          ORTHANC: { host: '127.0.0.1', port: orthancDicom },
+          TMOVE: { host: '127.0.0.1', port: movePort },
+        },
       }),
       { logDestination: quiet, processMetrics: false },
     );
@@ -191,6 +201,58 @@ describe('Tessera and Orthanc: find, move and get both ways', { timeout: 300_000
       assert.ok(row, `${uid} is in Tessera`);
       assert.ok(sources.has(row.checksum), `${uid}: the stored data set is one of the sources`);
     }
+  });
+
+  /** `tessera move --port`: the study comes back to the command itself (as movescu --port does). */
+  async function moveHere(peerPort: number, aec: string, study: string, out: string, count: number) {
+    const r = await tessera([
+      'move',
+      '127.0.0.1',
+      String(peerPort),
+      '--aec',
+      aec,
+      '--aet',
+      'TMOVE',
+      '--port',
+      String(movePort),
+      '--out',
+      out,
+      '-k',
+      `StudyInstanceUID=${study}`,
+    ]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`: ${count} completed, 0 with warnings, 0 failed`));
+    assert.match(r.stdout, new RegExp(`\\n${count} instance\\(s\\) received on port ${movePort}`));
+    const files = await readdir(out);
+    assert.equal(files.length, count);
+    return files;
+  }
+
+  test('tessera move --port: Orthanc sends the tutorial study to the command itself, byte-identical', async () => {
+    const out = join(dir, 'moved-from-orthanc');
+    const files = await moveHere(orthancDicom, 'ORTHANC', TUTORIAL_STUDY, out, 3);
+    const sources = new Set<string>();
+    for (const f of TUTORIAL) sources.add((await datasetSha256(f)).sha256);
+    for (const f of files) assert.ok(sources.has((await datasetSha256(join(out, f))).sha256), f);
+  });
+
+  test('tessera move --port: Tessera (serve) sends a study to the command itself, byte-identical', async () => {
+    const out = join(dir, 'moved-from-tessera');
+    // The generated study (one instance: writeInstance gives each file a study of its own).
+    const files = await moveHere(archive.dimsePort, 'TESSERA', tesseraStudy, out, 1);
+    for (const f of files) assert.ok(generatedShas.has((await datasetSha256(join(out, f))).sha256), f);
+  });
+
+  test('tessera move: without --dest or --port, a clear error', async () => {
+    const r = await tessera([
+      'move',
+      '127.0.0.1',
+      String(orthancDicom),
+      '-k',
+      `StudyInstanceUID=${TUTORIAL_STUDY}`,
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--dest <ae> is required \(or --port/);
   });
 
   test('tessera get from Orthanc into a folder', async () => {

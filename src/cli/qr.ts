@@ -23,7 +23,7 @@ import {
   type SubOperations,
   statusCategory,
 } from '../dimse/index.ts';
-import { collect, common, type ScuOptions, scuOptions } from './net.ts';
+import { collect, common, port, type ScuOptions, scuOptions } from './net.ts';
 import { terminalBar } from './progress.ts';
 
 const MODELS: Record<string, QueryRetrieveModel> = {
@@ -209,6 +209,42 @@ function summarize(verb: string, host: string, p: string, result: RetrieveResult
   for (const uid of result.failedSopInstanceUids) process.stderr.write(`failed: ${uid}\n`);
 }
 
+/**
+ * The storage SCP of `tessera move --port` (movescu's --port): instances written as `<UID>.dcm` in
+ * `out`, for associations called with our AE title. `close` waits (up to 10 s) for those in progress.
+ */
+async function startReceiver(
+  bind: string,
+  listenPort: string,
+  aeTitle: string,
+  out: string,
+): Promise<{ readonly received: number; close(): Promise<void> }> {
+  const { folderStore, startDimseServer } = await import('../scp/index.ts');
+  const write = folderStore(resolve(out), { fsync: false });
+  let received = 0;
+  const server = await startDimseServer({
+    host: bind,
+    port: port(listenPort),
+    aeTitle,
+    fsync: false,
+    store: async (rq) => {
+      const result = await write(rq);
+      if (result.status === 0) received++;
+      return result;
+    },
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    get received() {
+      return received;
+    },
+    close: () => {
+      closing ??= server.close(10_000);
+      return closing;
+    },
+  };
+}
+
 /** Storage SOP classes a `get` proposes by default: every storage class of the registry, most common first. */
 const COMMON_STORAGE: readonly string[] = (
   [
@@ -355,24 +391,57 @@ export function registerQrCommands(program: Command, fail: (err: unknown) => nev
       .argument('<host>')
       .argument('<port>'),
   )
-    .requiredOption('--dest <ae>', 'the move destination AE title (known to the peer)')
-    .action(async (host: string, p: string, o: QrOptions & { dest: string }) => {
-      try {
-        const model = modelOption(o.model);
-        const level = levelOption(o.level);
-        const identifier = buildIdentifier(level, (o.key ?? []).map(parseKey), false);
-        const dimse = await Dimse.connect({ ...common(host, p, o), contexts: qrContexts(model, ['move']) });
-        const bar = await progressBar('C-MOVE');
-        const started = Date.now();
-        const result = await move(dimse, { model, identifier, destination: o.dest, onProgress: bar.update });
-        bar.stop();
-        await dimse.release();
-        summarize('C-MOVE', host, p, result, (Date.now() - started) / 1000);
-        if (statusCategory(result.status) !== 'success' || result.failed > 0) process.exit(1);
-      } catch (err) {
-        fail(err);
-      }
-    });
+    .option('--dest <ae>', 'the move destination AE title, known to the peer (default with --port: --aet)')
+    .option(
+      '--port <n>',
+      'receive the moved instances here, like movescu --port: a storage SCP on this port, AE title --aet, for the time of the move (the peer must know --aet at this address)',
+    )
+    .option('--bind <address>', 'the address --port listens on', '127.0.0.1')
+    .option('--out <dir>', 'where instances received on --port are written (SOP Instance UID.dcm)', '.')
+    .action(
+      async (
+        host: string,
+        p: string,
+        o: QrOptions & { dest?: string; port?: string; bind: string; out: string },
+      ) => {
+        try {
+          const model = modelOption(o.model);
+          const level = levelOption(o.level);
+          const identifier = buildIdentifier(level, (o.key ?? []).map(parseKey), false);
+          const destination = o.dest ?? (o.port === undefined ? undefined : o.aet);
+          if (destination === undefined)
+            throw new Error('--dest <ae> is required (or --port, to receive the instances here as --aet)');
+          // The receiver listens before the request goes out: the peer may connect at once.
+          const receiver =
+            o.port === undefined ? undefined : await startReceiver(o.bind, o.port, o.aet, o.out);
+          try {
+            const dimse = await Dimse.connect({
+              ...common(host, p, o),
+              contexts: qrContexts(model, ['move']),
+            });
+            const bar = await progressBar('C-MOVE');
+            const started = Date.now();
+            const result = await move(dimse, { model, identifier, destination, onProgress: bar.update });
+            bar.stop();
+            await dimse.release();
+            summarize('C-MOVE', host, p, result, (Date.now() - started) / 1000);
+            if (receiver) {
+              // The final response comes once every sub-operation is answered, so every instance is
+              // written; the peer's storage association may still be releasing.
+              await receiver.close();
+              process.stdout.write(
+                `${receiver.received} instance(s) received on port ${o.port}, written to ${resolve(o.out)}\n`,
+              );
+            }
+            if (statusCategory(result.status) !== 'success' || result.failed > 0) process.exit(1);
+          } finally {
+            await receiver?.close();
+          }
+        } catch (err) {
+          fail(err);
+        }
+      },
+    );
 
   qrOptions(
     program
