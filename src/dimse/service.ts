@@ -184,7 +184,6 @@ export class Dimse {
       onSent?: () => void;
     } = {},
   ): Promise<Response> {
-    const onSent = options.onSent;
     return this.request(
       context,
       {
@@ -201,7 +200,7 @@ export class Dimse {
           : { moveOriginatorMessageId: options.moveOriginatorMessageId }),
       },
       data,
-      onSent ? { onSent: () => onSent() } : {},
+      options.onSent ? { onSent: options.onSent } : {},
     );
   }
 
