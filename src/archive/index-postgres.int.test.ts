@@ -258,6 +258,42 @@ describe('connections', () => {
       await index.close();
     }
   });
+
+  test('a writer holding the patient lock past lockTimeoutMs: the commit fails with ERR_ARCHIVE_INDEX_BUSY, nothing written; released, it goes through', {
+    timeout: 60_000,
+  }, async () => {
+    const url = await server.createDatabase();
+    const index = await PostgresIndex.open(url, { poolSize: 2, lockTimeoutMs: 300 });
+    const other = new pg.Client({ connectionString: url });
+    await other.connect();
+    try {
+      // A writer that hangs inside its transaction, holding the patient's lock.
+      await other.query('BEGIN');
+      const key = String(patientLockKey(patientKeyOf(rec({ sop: '14.1' }))));
+      await other.query('SELECT pg_advisory_xact_lock($1)', [key]);
+      const started = performance.now();
+      await assert.rejects(index.commit(items('reject', rec({ sop: '14.1' }))), {
+        code: 'ERR_ARCHIVE_INDEX_BUSY',
+        message: /index locked during commit: .*lock timeout/,
+      });
+      const waited = performance.now() - started;
+      assert.ok(waited >= 250 && waited < 10_000, `failed after ${waited.toFixed(0)} ms`);
+      assert.equal((await index.counts()).instances, 0);
+      // The session settings: the lock timeout, and twice that for a transaction left idle.
+      const settings = await index.select(
+        "SELECT current_setting('lock_timeout') AS lock, current_setting('idle_in_transaction_session_timeout') AS idle",
+        [],
+      );
+      assert.deepEqual(settings, [{ lock: '300ms', idle: '600ms' }]);
+      await other.query('ROLLBACK');
+      assert.deepEqual(await index.commit(items('reject', rec({ sop: '14.1' }))), [{ kind: 'stored' }]);
+      assert.equal((await index.counts()).instances, 1);
+      assert.deepEqual(await index.verify(), []);
+    } finally {
+      await other.end();
+      await index.close();
+    }
+  });
 });
 
 describe('tessera_pn_norm', () => {

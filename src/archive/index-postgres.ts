@@ -52,8 +52,12 @@
  * `allBlobKeys` pages by id (keyset); instances committed by others during the iteration with lower
  * ids than the page reached may be missed (they are new, not leftovers of a crash).
  *
- * Errors: PostgreSQL's disk full (53100) -> `ERR_ARCHIVE_DISK_FULL`, retries exhausted ->
- * `ERR_ARCHIVE_INDEX_BUSY`, connection refused / lost / server shutting down ->
+ * Locks are waited for at most `lockTimeoutMs` (default 30 s, the session's `lock_timeout`), and a
+ * session idle in a transaction for twice that is ended by the server: a hung writer blocks the
+ * others of its patient for a bounded time, not for ever.
+ *
+ * Errors: PostgreSQL's disk full (53100) -> `ERR_ARCHIVE_DISK_FULL`, retries exhausted or a lock
+ * waited for too long -> `ERR_ARCHIVE_INDEX_BUSY`, connection refused / lost / server shutting down ->
  * `ERR_ARCHIVE_INDEX_UNAVAILABLE`, others -> `ERR_ARCHIVE_INDEX`. Retries (`{ event: 'retry' }`) and
  * errors of pool connections (`'pool-error'`, `'connection-error'`) are published on the diagnostics
  * channel `tessera:archive:index` (library code does not log).
@@ -99,9 +103,21 @@ export interface PostgresIndexOptions {
   readonly maxAttempts?: number;
   /** How long to wait for a connection, in ms (default 30000). */
   readonly connectionTimeoutMs?: number;
+  /**
+   * How long a statement waits for a lock (a patient's advisory lock, a row, the migration lock), in
+   * ms (default 30000): past it, the write fails with `ERR_ARCHIVE_INDEX_BUSY` instead of waiting
+   * for ever on a writer that hangs. Such a writer's own transaction, left idle, is ended by the
+   * server after twice as long (`idle_in_transaction_session_timeout`), which frees its locks.
+   */
+  readonly lockTimeoutMs?: number;
 }
 
-export const POSTGRES_INDEX_DEFAULTS = { poolSize: 10, maxAttempts: 5, connectionTimeoutMs: 30_000 } as const;
+export const POSTGRES_INDEX_DEFAULTS = {
+  poolSize: 10,
+  maxAttempts: 5,
+  connectionTimeoutMs: 30_000,
+  lockTimeoutMs: 30_000,
+} as const;
 
 const indexChannel = channel('tessera:archive:index');
 
@@ -473,7 +489,7 @@ export function redactUrl(url: string): string {
 
 /**
  * PostgreSQL and connection errors as DicomErrors: disk full (53100) -> `ERR_ARCHIVE_DISK_FULL`;
- * deadlock / serialization failure -> `ERR_ARCHIVE_INDEX_BUSY`; connection refused, lost, timed out,
+ * deadlock / serialization failure / lock timeout (55P03) -> `ERR_ARCHIVE_INDEX_BUSY`; connection refused, lost, timed out,
  * or the server shutting down / out of connections -> `ERR_ARCHIVE_INDEX_UNAVAILABLE`; others ->
  * `ERR_ARCHIVE_INDEX`.
  */
@@ -488,6 +504,12 @@ export function mapPostgresError(err: unknown, action: string): Error {
   }
   if (code !== undefined && RETRY_CODES.has(code)) {
     return new DicomError('ERR_ARCHIVE_INDEX_BUSY', `index busy during ${action}: ${message}`, {
+      cause: err,
+    });
+  }
+  if (code === '55P03') {
+    // lock_timeout: another writer held the lock too long (not retried: it may be hung).
+    return new DicomError('ERR_ARCHIVE_INDEX_BUSY', `index locked during ${action}: ${message}`, {
       cause: err,
     });
   }
@@ -572,6 +594,8 @@ export async function migratePostgres(
   const locked = async <T>(fn: () => Promise<T>): Promise<T> => {
     await client.query('BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE');
     try {
+      // Another node's migration may take minutes on a large index: wait for it, past lock_timeout.
+      await client.query('SET LOCAL lock_timeout = 0');
       await client.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
       const result = await fn();
       await client.query('COMMIT');
@@ -708,10 +732,12 @@ export class PostgresIndex implements Index {
     const poolSize = options.poolSize ?? POSTGRES_INDEX_DEFAULTS.poolSize;
     const maxAttempts = options.maxAttempts ?? POSTGRES_INDEX_DEFAULTS.maxAttempts;
     const connectionTimeoutMs = options.connectionTimeoutMs ?? POSTGRES_INDEX_DEFAULTS.connectionTimeoutMs;
+    const lockTimeoutMs = options.lockTimeoutMs ?? POSTGRES_INDEX_DEFAULTS.lockTimeoutMs;
     for (const [name, value] of [
       ['poolSize', poolSize],
       ['maxAttempts', maxAttempts],
       ['connectionTimeoutMs', connectionTimeoutMs],
+      ['lockTimeoutMs', lockTimeoutMs],
     ] as const) {
       if (!Number.isInteger(value) || value < 1) {
         throw new DicomError('ERR_ARCHIVE_INDEX', `${name} must be a positive integer, not ${String(value)}`);
@@ -720,7 +746,7 @@ export class PostgresIndex implements Index {
     const pool = new pg.Pool({
       connectionString: url,
       max: poolSize,
-      options: SESSION_OPTIONS,
+      options: `${SESSION_OPTIONS} -c lock_timeout=${lockTimeoutMs} -c idle_in_transaction_session_timeout=${2 * lockTimeoutMs}`,
       application_name: 'tessera',
       types: TYPES,
       connectionTimeoutMillis: connectionTimeoutMs,
