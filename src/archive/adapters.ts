@@ -5,7 +5,10 @@
 import type { BlobStore, Index } from './ports.ts';
 
 /** A PostgreSQL index for a `postgres://` URL (see index-postgres.ts). */
-export async function openPostgresIndex(url: string, options: { poolSize?: number } = {}): Promise<Index> {
+export async function openPostgresIndex(
+  url: string,
+  options: { poolSize?: number; lockTimeoutMs?: number } = {},
+): Promise<Index> {
   const { PostgresIndex } = await import('./index-postgres.ts');
   return PostgresIndex.open(url, options);
 }

@@ -23,6 +23,7 @@ interface ServeOptions {
   maxPdu?: string;
   shutdownGrace?: string;
   maxQueryResults?: string;
+  indexLockTimeout?: string;
   decodeWorkers?: string;
   publicUrl?: string;
   corsOrigin?: string[];
@@ -82,6 +83,10 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
     .option('--shutdown-grace <ms>', 'on SIGTERM, how long associations may go on (default 10000)')
     .option('--max-query-results <n>', 'most matches one C-FIND or QIDO-RS request returns (default 10000)')
     .option(
+      '--index-lock-timeout <ms>',
+      'PostgreSQL index: longest wait for a lock another node holds before a write fails (default 30000)',
+    )
+    .option(
       '--decode-workers <n>',
       'threads that decode compressed frames off the event loop (default: cores - 1, 1-4; 0: on the main thread)',
     )
@@ -115,6 +120,7 @@ export function registerServe(program: Command, fail: (err: unknown) => never): 
         maxPduLength: o.maxPdu,
         shutdownGraceMs: o.shutdownGrace,
         maxQueryResults: o.maxQueryResults,
+        indexLockTimeoutMs: o.indexLockTimeout,
         decodeWorkers: o.decodeWorkers,
         publicUrl: o.publicUrl,
         corsOrigins: o.corsOrigin?.includes('*') ? '*' : o.corsOrigin,

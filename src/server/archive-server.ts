@@ -67,6 +67,7 @@ export async function startArchive(
       index: config.index,
       blobs: config.blobs,
       fsync: config.fsync,
+      indexLockTimeoutMs: config.indexLockTimeoutMs,
     });
     const opened = archive;
     const store = archiveStore(opened.ingest, duplicatePolicyFor(config));

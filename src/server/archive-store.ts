@@ -58,6 +58,8 @@ export interface ArchiveLocation {
   /** A folder (default: dataDir) or an `s3://bucket/prefix` URL (endpoint and credentials from the environment). */
   readonly blobs?: string | undefined;
   readonly fsync?: boolean;
+  /** PostgreSQL index: the longest wait for a lock, ms (default 30000; see index-postgres.ts). */
+  readonly indexLockTimeoutMs?: number;
 }
 
 /** On a shared blob folder, temps last written longer ago than this are removed at start-up. */
@@ -94,7 +96,10 @@ export async function openArchive(location: ArchiveLocation): Promise<Archive> {
   let index: Index;
   let indexText: string;
   if (isPostgresUrl(location.index)) {
-    index = await openPostgresIndex(location.index!);
+    index = await openPostgresIndex(
+      location.index!,
+      location.indexLockTimeoutMs === undefined ? {} : { lockTimeoutMs: location.indexLockTimeoutMs },
+    );
     indexText = location.index!.replace(/\/\/([^:@/]+):[^@/]*@/u, '//$1:***@');
   } else {
     const path = join(location.dataDir, 'index.sqlite');

@@ -58,6 +58,7 @@ describe('loadConfig', () => {
       maxPduLength: 116_794,
       shutdownGraceMs: 10_000,
       maxQueryResults: 10_000,
+      indexLockTimeoutMs: 30_000,
       caseInsensitivePersonNames: true,
       maxRequestBytes: 8 * 1024 ** 3,
       maxConcurrentRequests: 64,
@@ -300,5 +301,13 @@ test('DICOMweb flags: public URL, CORS origins (or *), limits', async () => {
   await assert.rejects(
     loadConfig({ flags: { maxRequestBytes: '12' } }),
     /maxRequestBytes: expected a size in bytes \(at least 1024\), got "12" \(from --max-request-bytes\)/,
+  );
+});
+
+test('PostgreSQL index lock timeout: from the flag, checked', async () => {
+  assert.equal((await loadConfig({ flags: { indexLockTimeoutMs: '5000' } })).indexLockTimeoutMs, 5000);
+  await assert.rejects(
+    loadConfig({ flags: { indexLockTimeoutMs: '5' } }),
+    /indexLockTimeoutMs: expected a duration in milliseconds \(100-3600000\), got "5" \(from --index-lock-timeout\)/,
   );
 });

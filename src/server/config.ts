@@ -129,6 +129,11 @@ export const configSchema = z.strictObject(
         error: (iss) => `expected sqlite or a postgres:// URL, got ${got(iss.input)}`,
       })
       .default('sqlite'),
+    /**
+     * PostgreSQL index: how long a write waits for a lock another node holds before it fails (and a
+     * session idle inside a transaction is ended after twice that). SQLite: unused.
+     */
+    indexLockTimeoutMs: integer(100, 3_600_000, 'a duration in milliseconds (100-3600000)').default(30_000),
     /** The blobs: a folder (default: dataDir; a shared volume for several nodes) or `s3://bucket/prefix`. */
     blobs: text('a folder path or an s3://bucket/prefix URL')
       .refine((v) => !v.startsWith('s3:') || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/\S*)?$/u.test(v), {
@@ -216,6 +221,7 @@ export type ServerConfigInput = z.input<typeof configSchema>;
 export interface ConfigFlags {
   readonly dataDir?: string | undefined;
   readonly index?: string | undefined;
+  readonly indexLockTimeoutMs?: string | number | undefined;
   readonly blobs?: string | undefined;
   readonly aeTitle?: string | undefined;
   readonly dimsePort?: string | number | undefined;
@@ -244,6 +250,7 @@ export interface ConfigFlags {
 export const FLAG_NAMES: Readonly<Record<keyof ConfigFlags, string>> = {
   dataDir: '--data-dir',
   index: '--index',
+  indexLockTimeoutMs: '--index-lock-timeout',
   blobs: '--blobs',
   aeTitle: '--ae-title',
   dimsePort: '--dimse-port',

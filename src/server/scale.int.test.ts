@@ -27,6 +27,7 @@ import {
 import { startPostgres, type TestPostgres } from '../../test/helpers/postgres.ts';
 import { S3RVER_CREDENTIALS, type S3TestServer, startS3Server } from '../../test/helpers/s3.ts';
 import { openPostgresIndex, openS3BlobStore } from '../archive/index.ts';
+import { openArchive } from './archive-store.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DATA = fileURLToPath(new URL('../../../shared/data/dicom/', import.meta.url));
@@ -272,6 +273,26 @@ describe('two Tessera nodes on PostgreSQL + S3', { timeout: 600_000 }, () => {
       assert.deepEqual(await index.verify(), []);
     } finally {
       await index.close();
+    }
+  });
+
+  test('the index lock timeout reaches the PostgreSQL sessions (indexLockTimeoutMs, --index-lock-timeout)', async () => {
+    const archive = await openArchive({
+      dataDir: join(dir, 'lock-timeout'),
+      index: indexUrl,
+      blobs: blobsUrl,
+      indexLockTimeoutMs: 700,
+    });
+    try {
+      assert.deepEqual(
+        await archive.index.select(
+          "SELECT current_setting('lock_timeout') AS lock, current_setting('idle_in_transaction_session_timeout') AS idle",
+          [],
+        ),
+        [{ lock: '700ms', idle: '1400ms' }],
+      );
+    } finally {
+      await archive.close();
     }
   });
 });
