@@ -1760,7 +1760,7 @@ async function main(): Promise<void> {
   const table: string[] = [];
   const RC = 24;
   const header = (first: string, r1: string, r2: string): string =>
-    `${pad(first, 52, true)}${pad('assoc', 6)}${pad('inst/s', 9)}${pad('MiB/s', 8)}  ${pad(r1, RC, true)}${pad(r2, RC, true)}` +
+    `${pad(first, 60, true)}${pad('assoc', 6)}${pad('inst/s', 9)}${pad('MiB/s', 8)}  ${pad(r1, RC, true)}${pad(r2, RC, true)}` +
     `${pad('srv RSS', 9)}${pad('srv CPU', 9)}${pad('SCU CPU', 9)}`;
   const row = (id: string, r1?: ReturnType<typeof ratio>, r2?: ReturnType<typeof ratio>): void => {
     const c = cfgs.find((x) => x.id === id);
@@ -1768,7 +1768,7 @@ async function main(): Promise<void> {
     const s = stats(id);
     const fails = s.runs.length - s.good.length;
     table.push(
-      `${pad(`  ${label(c)}${fails ? ` (${fails} FAILED)` : ''}`, 52, true)}${pad(String(c.associations), 6)}` +
+      `${pad(`  ${label(c)}${fails ? ` (${fails} FAILED)` : ''}`, 60, true)}${pad(String(c.associations), 6)}` +
         `${pad(s.instPerS.toFixed(1), 9)}${pad(s.mibPerS.toFixed(1), 8)}  ${pad(fmtRatio(r1), RC, true)}${pad(fmtRatio(r2), RC, true)}` +
         `${pad(s.serverPeakRssMiB === undefined ? '-' : `${s.serverPeakRssMiB.toFixed(0)}M`, 9)}` +
         `${pad(s.serverCpuS === undefined ? '-' : `${s.serverCpuS.toFixed(1)}s`, 9)}` +
