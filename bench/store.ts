@@ -1466,72 +1466,20 @@ function comparisons(args: Args, cfgs: readonly Config[]): Comparison[] {
       TARGET_RATIO,
       vsStorescp,
     );
-    // The Node.js floor (bench/floor): information, not targets.
-    add(
-      'floorReceive1',
-      'tessera receive / Node.js floor SCP, 1 association (storescu)',
-      id('storescu', 'tessera-receive', 1),
-      id('storescu', 'node-floor', 1),
-      TARGET_RATIO,
-      false,
-    );
-    add(
-      'floorScp1',
-      'Node.js floor SCP / storescp, 1 association (storescu)',
-      id('storescu', 'node-floor', 1),
-      id('storescu', 'storescp', 1),
-      TARGET_RATIO,
-      false,
-    );
-    add(
-      'floorStore1',
-      'tessera store / Node.js floor SCU, 1 association (-> storescp)',
-      id('tessera', 'storescp', 1),
-      id('node-floor', 'storescp', 1),
-      TARGET_RATIO,
-      false,
-    );
-    add(
-      'floorScu1',
-      'Node.js floor SCU / storescu, 1 association (-> storescp)',
-      id('node-floor', 'storescp', 1),
-      id('storescu', 'storescp', 1),
-      TARGET_RATIO,
-      false,
-    );
-    if (P > 1) {
-      add(
-        `floorReceive${P}`,
-        `tessera receive --workers ${P} / Node.js floor SCP with ${P} workers, ${P} associations (storescu x${P})`,
-        id('storescu', 'tessera-receive', P),
-        id('storescu', 'node-floor', P),
-        TARGET_RATIO,
-        false,
-      );
-      add(
-        `floorScp${P}Fork`,
-        `Node.js floor SCP with ${P} workers / storescp --fork, ${P} associations (storescu x${P})`,
-        id('storescu', 'node-floor', P),
-        id('storescu', 'storescp-fork', P),
-        TARGET_RATIO,
-        false,
-      );
-      add(
-        `floorStore${P}`,
-        `tessera store --parallel ${P} / Node.js floor SCU x${P} (-> storescp --fork)`,
-        id('tessera', 'storescp-fork', P),
-        id('node-floor', 'storescp-fork', P),
-        TARGET_RATIO,
-        false,
-      );
-      add(
-        `floorScu${P}Fork`,
-        `Node.js floor SCU x${P} / storescu x${P} (-> storescp --fork)`,
-        id('node-floor', 'storescp-fork', P),
-        id('storescu', 'storescp-fork', P),
-        TARGET_RATIO,
-        false,
-      );
+    // The Node.js floor (bench/floor): information, not targets. With P associations, the floor SCP
+    // runs P workers (as tessera receive --workers P) and the SCUs send to storescp --fork.
+    for (const k of P > 1 ? [1, P] : [1]) {
+      const scp: ScpKind = k > 1 ? 'storescp-fork' : 'storescp';
+      const n = k > 1 ? `${k} associations (storescu x${k}, -> storescp --fork)` : '1 association';
+      const info = (key: string, what: string, a: string, b: string): void =>
+        add(`${key}${k}`, `${what}, ${n}`, a, b, TARGET_RATIO, false);
+      const receive = id('storescu', 'tessera-receive', k);
+      const floorScp = id('storescu', 'node-floor', k);
+      const floorScu = id('node-floor', scp, k);
+      info('floorReceive', 'tessera receive / Node.js floor SCP', receive, floorScp);
+      info('floorScp', `Node.js floor SCP / ${SCP_LABEL[scp]}`, floorScp, id('storescu', scp, k));
+      info('floorStore', 'tessera store / Node.js floor SCU', id('tessera', scp, k), floorScu);
+      info('floorScu', 'Node.js floor SCU / storescu', floorScu, id('storescu', scp, k));
     }
     if (P > 1)
       add(
